@@ -1,0 +1,86 @@
+"""A raw-socket client that sees what an HTTP library hides: the exact bytes of a reply, and
+whether and when the server closed the connection."""
+
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+Address = tuple[str, int]
+
+
+@dataclass
+class Reply:
+    """What came back on one connection."""
+
+    raw: bytes = b""
+    closed: bool = False  # the server closed the connection (end-of-file) within the timeout
+    seconds: float = 0.0  # from connecting until end-of-file, or until we gave up
+    error: str = ""  # a connection error (reset, refused, ...), if any
+    head: bytes = field(init=False, default=b"")
+    body: bytes = field(init=False, default=b"")
+
+    def __post_init__(self) -> None:
+        self.head, _, self.body = self.raw.partition(b"\r\n\r\n")
+
+    @property
+    def status_line(self) -> bytes:
+        return self.raw.split(b"\n", 1)[0].rstrip(b"\r")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The header fields of a CRLF head, by lower-case name."""
+        fields = {}
+        for line in self.head.split(b"\r\n")[1:]:
+            name, sep, value = line.decode("latin-1").partition(":")
+            if sep:
+                fields[name.strip().lower()] = value.strip()
+        return fields
+
+
+def connect(address: Address, timeout: float = 5.0) -> socket.socket:
+    return socket.create_connection(address, timeout=timeout)
+
+
+def read_until_close(sock: socket.socket, timeout: float) -> tuple[bytes, bool, str]:
+    """Everything the server sends until it closes, or until timeout seconds pass."""
+    data, deadline = bytearray(), time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionError as exc:
+            return bytes(data), True, type(exc).__name__
+        if not chunk:
+            return bytes(data), True, ""
+        data += chunk
+    return bytes(data), False, ""
+
+
+def exchange(address: Address, *pieces: bytes, pause: float = 0.05, timeout: float = 5.0) -> Reply:
+    """Send pieces (pausing between them, so that they arrive apart), then read until the server closes."""
+    start = time.monotonic()
+    try:
+        with connect(address, timeout) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i, piece in enumerate(pieces):
+                if i:
+                    time.sleep(pause)
+                sock.sendall(piece)
+            raw, closed, error = read_until_close(sock, timeout)
+    except OSError as exc:
+        return Reply(error=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - start)
+    return Reply(raw, closed, time.monotonic() - start, error)
+
+
+def reset(sock: socket.socket) -> None:
+    """Close sock with a reset (RST) instead of an orderly close, as a crashed client would."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def get(path: str = "/", host: str = "127.0.0.1") -> bytes:
+    """A minimal, well-formed GET request."""
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: concurrency-lab\r\n\r\n".encode()

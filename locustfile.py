@@ -1,0 +1,83 @@
+"""The load of the report: each user requests GET / and then waits 1 to 5 s, again and again.
+
+Every reply is checked: status 200, and a body that echoes the request line. A request that takes
+longer than --request-timeout seconds fails, instead of hanging its user forever.
+
+With a server listening on port 8890:
+    locust -f locustfile.py --host http://127.0.0.1:8890                  (web UI on http://localhost:8089)
+    locust -f locustfile.py --host http://127.0.0.1:8890 --headless -u 50 -r 10 -t 30s
+
+Options of this file (also in the web UI): --min-wait and --max-wait (seconds between two requests
+of one user; 1 and 5 by default, as in the report), --request-timeout (seconds, 10 by default),
+--summary-file PATH (write the exact final figures as JSON when locust quits).
+"""
+
+import json
+import random
+
+from locust import HttpUser, between, events, task
+
+ECHO = b"GET / HTTP/1.1\r\n"  # how the body of a correct reply to our request begins
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser) -> None:
+    parser.add_argument(
+        "--min-wait", type=float, default=1.0, help="shortest wait between two requests of a user, in seconds"
+    )
+    parser.add_argument(
+        "--max-wait", type=float, default=5.0, help="longest wait between two requests of a user, in seconds"
+    )
+    parser.add_argument("--request-timeout", type=float, default=10.0, help="a request taking longer fails, in seconds")
+    parser.add_argument(
+        "--summary-file", default="", include_in_web_ui=False, help="write the final figures as JSON to this file"
+    )
+
+
+class ReportUser(HttpUser):
+    wait_time = between(1, 5)  # the report's; --min-wait and --max-wait change it
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        if options is not None:
+            if not 0 <= options.min_wait <= options.max_wait:
+                raise ValueError(
+                    f"need 0 <= --min-wait <= --max-wait, not {options.min_wait:g} and {options.max_wait:g}"
+                )
+            self.wait_time = lambda: random.uniform(options.min_wait, options.max_wait)
+
+    @task
+    def index(self) -> None:
+        options = self.environment.parsed_options
+        timeout = options.request_timeout if options is not None else 10.0
+        with self.client.get("/", catch_response=True, timeout=timeout) as response:
+            if response.error:  # no reply at all (refused, reset, timed out): locust reports the error itself
+                return
+            if response.status_code != 200:
+                response.failure(f"status {response.status_code}, expected 200")
+            elif not response.content.startswith(ECHO):
+                response.failure(f"the body does not echo the request line: it begins {response.content[:40]!r}")
+
+
+@events.quitting.add_listener
+def write_summary(environment, **kwargs) -> None:
+    """The exact final figures: locust's CSV files are written once a second and miss the end of a run."""
+    options = environment.parsed_options
+    if options is None or not options.summary_file or environment.runner is None:
+        return
+    total = environment.runner.stats.total
+    summary = {
+        "requests": total.num_requests,
+        "failures": total.num_failures,
+        "median_ms": total.median_response_time,
+        "p90_ms": total.get_response_time_percentile(0.9),
+        "average_ms": total.avg_response_time,
+        "min_ms": total.min_response_time or 0,
+        "max_ms": total.max_response_time,
+        "average_size": total.avg_content_length,
+        "rps": total.total_rps,
+        "failures_per_s": total.total_fail_per_sec,
+        "errors": {error.error: error.occurrences for error in environment.runner.stats.errors.values()},
+    }
+    with open(options.summary_file, "w", encoding="utf-8") as file:
+        json.dump(summary, file, indent=2)

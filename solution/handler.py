@@ -1,0 +1,305 @@
+"""The request handler shared by every server, and the start-up code they share.
+
+Every server mode calls handle_client(conn, addr) for each client: it reads the request,
+replies with an HTTP/1.1 message that echoes the request back, and closes the connection.
+The servers differ only in how they dispatch clients to it (see *_server.py).
+
+You write Tasks 1 to 3 below. Everything under "Provided code" is given: argument parsing,
+the listening socket, the ready line, signal handling and the workload knob.
+"""
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import re
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+Address = tuple  # (host, port) of a client, as accept() returns it
+
+HEAD_END = b"\r\n\r\n"  # a blank line ends the head of an HTTP request
+MAX_REQUEST = 64 * 1024  # read at most this many bytes of a request
+IDLE_TIMEOUT = 10.0  # seconds a client may stay silent before we give up on it
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Task 1. Read the head of the request from conn and return the bytes read.
+
+    recv() returns whatever has arrived so far: one call may give you only part of the head.
+    Keep receiving until one of these happens:
+      - the bytes read so far contain HEAD_END (the blank line that ends the head),
+      - recv() returns b"" (the client closed its side),
+      - you have read MAX_REQUEST bytes.
+    Return everything read (b"" when the client closed without sending anything).
+    """
+    ### BEGIN SOLUTION
+    request = bytearray()
+    while HEAD_END not in request and len(request) < MAX_REQUEST:
+        chunk = conn.recv(MAX_REQUEST - len(request))
+        if not chunk:  # the client closed its side
+            break
+        request += chunk
+    return bytes(request)
+    ### END SOLUTION
+
+
+def build_reply(request: bytes) -> bytes:
+    """Task 2. Return the whole HTTP reply to send for this request, as bytes.
+
+    Status line, headers, a blank line, then the request itself as the body. Every line of the
+    head ends with CRLF ("\\r\\n"), not just "\\n":
+
+        HTTP/1.1 200 OK
+        Content-Type: text/html
+        Content-Length: <len(request)>
+        Connection: close
+        <blank line>
+        <the request bytes>
+
+    When is_request_line(request_line(request)) is false, the status line is
+    "HTTP/1.1 400 Bad Request" instead, with the same headers and body.
+    """
+    ### BEGIN SOLUTION
+    status = "200 OK" if is_request_line(request_line(request)) else "400 Bad Request"
+    head = [
+        f"HTTP/1.1 {status}",
+        "Content-Type: text/html",
+        f"Content-Length: {len(request)}",
+        "Connection: close",
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + request  # a blank line ends the head
+    ### END SOLUTION
+
+
+def handle_client(conn: socket.socket, addr: Address) -> None:
+    """Task 3. Serve one client: read its request, reply, and let the connection close.
+
+    The `with` line is given: it closes the socket however the block ends, and logs an error of
+    this client (a timeout, a reset connection, a bug) in one line instead of crashing the server.
+    Inside it:
+      a. give the socket the idle timeout: conn.settimeout(IDLE_TIMEOUT);
+      b. read the request with read_request(conn); if it is empty (the client closed without
+         sending anything), return: there is nobody to reply to;
+      c. log it with log_request(addr, request), then call do_work() (the --work-ms knob);
+      d. send build_reply(request) with conn.sendall(): send() may write only part of it.
+    """
+    with conn, client_errors_logged(addr):
+        ### BEGIN SOLUTION
+        conn.settimeout(IDLE_TIMEOUT)
+        request = read_request(conn)
+        if not request:
+            return
+        log_request(addr, request)
+        do_work()
+        conn.sendall(build_reply(request))
+        ### END SOLUTION
+
+
+# ---------------------------------------------------------------------------------------------
+# Provided code: you do not need to change anything below.
+# ---------------------------------------------------------------------------------------------
+
+REQUEST_LINE = re.compile(rb"[A-Za-z]+ [^ \r\n]+ HTTP/1\.[0-9]")
+WORK_ENV = "CONCURRENCY_LAB_WORK"  # "MS KIND", set by --work-ms/--work-kind; children inherit it
+
+
+def request_line(request: bytes) -> bytes:
+    """The first line of a request, without its line ending."""
+    return re.split(rb"\r?\n", request, maxsplit=1)[0]
+
+
+def is_request_line(line: bytes) -> bool:
+    """Whether line has the form METHOD SP TARGET SP HTTP/1.x, as in b"GET / HTTP/1.1"."""
+    return REQUEST_LINE.fullmatch(line) is not None
+
+
+def log(who: str, level: str, message: str) -> None:
+    """Write one log line to stdout, in one write, so lines of concurrent clients never mix."""
+    sys.stdout.write(f"[{who} {level}] {message}\n")
+    sys.stdout.flush()
+
+
+def log_request(addr: Address, request: bytes) -> None:
+    """Log the request line of a client's request, as `[Client ('127.0.0.1', 62005) Info] GET / HTTP/1.1`.
+
+    Bytes that are not UTF-8, and control characters, show as \ufffd: a log line stays one readable line.
+    """
+    text = request_line(request).decode("utf-8", errors="replace")
+    log(f"Client {addr}", "Info", "".join(c if c.isprintable() else "\ufffd" for c in text))
+
+
+@contextlib.contextmanager
+def client_errors_logged(addr: Address) -> Iterator[None]:
+    """Log an error of one client in one line and go on: one client never stops the server."""
+    try:
+        yield
+    except TimeoutError:
+        log(f"Client {addr}", "Error", f"no complete request within {IDLE_TIMEOUT:g} s: closing")
+    except ConnectionError as exc:  # BrokenPipeError, ConnectionResetError, ...
+        log(f"Client {addr}", "Error", f"connection lost ({type(exc).__name__})")
+    except NotImplementedError as exc:
+        log(f"Client {addr}", "Error", f"{not_implemented(exc)}: closing the connection")
+    except Exception as exc:  # a bug: say where, in one line
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}()"
+        log(f"Client {addr}", "Error", f"{type(exc).__name__}: {exc} ({where})")
+
+
+def not_implemented(exc: NotImplementedError) -> str:
+    """Which function of which file raised exc, as "read_request() in handler.py is not implemented yet"."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{frame.name}() in {Path(frame.filename).name} is not implemented yet"
+
+
+def do_work() -> None:
+    """Spend the per-request work set by --work-ms and --work-kind (none by default).
+
+    io: sleep, as a server waiting for a database or a disk would; other clients can run meanwhile.
+    cpu: compute for that much CPU time of this thread; under the GIL, threads of one process
+    take turns at it, while processes run side by side on several cores.
+    """
+    ms, kind = os.environ.get(WORK_ENV, "0 io").split()
+    seconds = float(ms) / 1000
+    if seconds <= 0:
+        return
+    if kind == "io":
+        time.sleep(seconds)
+        return
+    deadline = time.thread_time() + seconds
+    while time.thread_time() < deadline:
+        sum(i * i for i in range(1000))
+
+
+class Listener:
+    """The listening socket of a server, and a clean way to stop it.
+
+    accept() waits for the next client and returns (conn, addr). It returns None once SIGINT or
+    SIGTERM has arrived: the accept loop then ends, and the server finishes its clients and exits.
+    If on_child_exit is given, it is called (from accept(), never from a signal handler) each
+    time a child process exits, so that the server can reap it.
+    """
+
+    def __init__(self, host: str, port: int, on_child_exit: Callable[[], None] | None = None):
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        # Without SO_REUSEADDR a restart within a minute fails: the old connections linger in TIME_WAIT.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((host, port))
+            self.sock.listen(socket.SOMAXCONN)  # the accept queue: clients wait here meanwhile
+        except OSError:
+            self.sock.close()
+            raise
+        self.sock.setblocking(False)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.stopping = False
+        self.on_child_exit = on_child_exit
+
+        # A signal writes a byte to _wake_w, which wakes the select() in accept().
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        # Set both explicitly: a server started in the background by a script inherits SIGINT ignored.
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)
+        if on_child_exit is not None:
+            signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # only to wake select()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.sock, selectors.EVENT_READ)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+    def accept(self) -> tuple[socket.socket, Address] | None:
+        """The next client as (conn, addr), or None once the server is asked to stop."""
+        while not self.stopping:
+            events = self._selector.select()
+            if any(key.fileobj is self._wake_r for key, _ in events):
+                signals = b""
+                with contextlib.suppress(BlockingIOError):
+                    signals = self._wake_r.recv(4096)  # one byte per signal: its number
+                if signal.SIGCHLD in signals and self.on_child_exit is not None:
+                    self.on_child_exit()
+                continue  # look at self.stopping again before accepting anyone
+            try:
+                conn, addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue  # the client went away before we took it
+            except OSError as exc:  # e.g. too many open files: say so, let some clients finish
+                log("Server", "Error", f"accept() failed: {exc}")
+                time.sleep(0.1)
+                continue
+            conn.setblocking(True)
+            return conn, addr
+        return None
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        self._selector.close()
+        for sock in (self.sock, self._wake_r, self._wake_w):
+            sock.close()
+
+
+def parse_args(description: str, start_method: bool) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=8890, help="port to listen on; 0 lets the system choose (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--work-ms", type=float, default=0.0, metavar="N", help="work per request, in milliseconds (default: none)"
+    )
+    parser.add_argument(
+        "--work-kind", choices=("io", "cpu"), default="io", help="io: sleep; cpu: compute (default: %(default)s)"
+    )
+    if start_method:
+        methods = multiprocessing.get_all_start_methods()
+        parser.add_argument(
+            "--start-method",
+            choices=methods,
+            default=methods[0],
+            help="how child processes start (default: %(default)s)",
+        )
+    args = parser.parse_args()
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be between 0 and 65535, not {args.port}")
+    if args.work_ms < 0:
+        parser.error(f"--work-ms must not be negative, not {args.work_ms:g}")
+    return args
+
+
+def run(serve: Callable[..., None], description: str, on_child_exit: Callable[[], None] | None = None) -> None:
+    """Parse the command line, listen, print the ready line, then call serve(listener, ...).
+
+    The multiprocess server passes on_child_exit: it then also gets --start-method, and serve()
+    is called as serve(listener, start_method).
+    """
+    args = parse_args(description.strip().splitlines()[0], start_method=on_child_exit is not None)
+    os.environ[WORK_ENV] = f"{args.work_ms:g} {args.work_kind}"
+    try:
+        listener = Listener(args.host, args.port, on_child_exit)
+    except OSError as exc:
+        sys.exit(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+    print(f"Serving on {listener.host}:{listener.port}", flush=True)
+    try:
+        if on_child_exit is None:
+            serve(listener)
+        else:
+            serve(listener, args.start_method)
+    except NotImplementedError as exc:  # an unfilled skeleton: close every connection, say why
+        listener.on_child_exit = None
+        while (client := listener.accept()) is not None:
+            client[0].close()
+            log("Server", "Error", f"{not_implemented(exc)}: closed the connection from {client[1]}")
+    finally:
+        listener.close()
+    log("Server", "Info", "stopped")

@@ -1,0 +1,37 @@
+"""Fixtures: servers of the reference (or of another submission) started as real subprocesses on
+127.0.0.1 with port 0, each killed with its whole process tree after the test, however it ends."""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from autograder import MODES, SOLUTION
+from autograder.harness import Server
+
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """start_server(mode, *args, root=SOLUTION): a started server; all are killed after the test."""
+    servers: list[Server] = []
+
+    def start(mode: str, *args: str, root: Path = SOLUTION) -> Server:
+        server = Server(root / f"{mode}_server.py", ["--port", "0", *args], log_dir=tmp_path / "logs")
+        servers.append(server)
+        return server.start()
+
+    yield start
+    survivors = {server.script.name: server.kill() for server in servers}
+    assert not any(survivors.values()), f"processes survived SIGKILL: {survivors}"
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(params=[m for m in MODES if m != "single"])
+def concurrent_mode(request: pytest.FixtureRequest) -> str:
+    return request.param
