@@ -16,6 +16,7 @@ import json
 import random
 
 from locust import HttpUser, between, events, task
+from locust.stats import StatsError
 
 ECHO = b"GET / HTTP/1.1\r\n"  # how the body of a correct reply to our request begins
 
@@ -77,7 +78,8 @@ def write_summary(environment, **kwargs) -> None:
         "average_size": total.avg_content_length,
         "rps": total.total_rps,
         "failures_per_s": total.total_fail_per_sec,
-        "errors": {error.error: error.occurrences for error in environment.runner.stats.errors.values()},
+        "errors": {StatsError.parse_error(e.error): e.occurrences for e in environment.runner.stats.errors.values()},
     }
+    text = json.dumps(summary, indent=2)  # before opening the file: a failure leaves no half-written file
     with open(options.summary_file, "w", encoding="utf-8") as file:
-        json.dump(summary, file, indent=2)
+        file.write(text)

@@ -21,6 +21,7 @@ import psutil
 
 READY = re.compile(r"^Serving on (?P<host>\S+):(?P<port>\d+)\s*$", re.MULTILINE)
 TAG = "CONCURRENCY_LAB_TAG"  # environment variable carried by every process of one server
+HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
 class ServerError(Exception):
@@ -101,6 +102,13 @@ class Server:
         self.send_signal(signum)
         return self.wait(timeout)
 
+    def workers(self) -> list[psutil.Process]:
+        """The live descendants that serve clients: all but multiprocessing's own helpers (the resource
+        tracker and the fork server, started by the server itself; the fork server's children are workers)."""
+        root = self.process()
+        helpers = {p.pid for p in root.children() if any(h in " ".join(_cmdline(p)) for h in HELPERS)}
+        return [p for p in root.children(recursive=True) if p.pid not in helpers and _alive(p)]
+
     def tree(self) -> list[psutil.Process]:
         """Every live process of this server: itself, its descendants, and any process with its tag."""
         found: dict[int, psutil.Process] = {}
@@ -129,6 +137,12 @@ class Server:
             if self.popen.poll() is None:
                 self.popen.wait(2)
         return [proc.pid for proc in self.tree() if _alive(proc)]
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    with contextlib.suppress(psutil.Error):
+        return proc.cmdline()
+    return []
 
 
 def _alive(proc: psutil.Process) -> bool:

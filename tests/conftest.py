@@ -1,12 +1,13 @@
 """Fixtures: servers of the reference (or of another submission) started as real subprocesses on
 127.0.0.1 with port 0, each killed with its whole process tree after the test, however it ends."""
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from autograder import MODES, SOLUTION
+from autograder import MODES, SERVER_FILES, SOLUTION
 from autograder.harness import Server
 
 StartServer = Callable[..., Server]
@@ -35,3 +36,14 @@ def mode(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(params=[m for m in MODES if m != "single"])
 def concurrent_mode(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def mutant(folder: Path, file: str, old: str, new: str) -> Path:
+    """A copy of the reference in folder, with the one occurrence of old in file replaced by new."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SERVER_FILES:
+        shutil.copy(SOLUTION / name, folder / name)
+    text = (folder / file).read_text()
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {file}"
+    (folder / file).write_text(text.replace(old, new))
+    return folder

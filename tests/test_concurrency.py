@@ -1,0 +1,85 @@
+"""Concurrency, proved by witnesses rather than timing: a client that connects and sends nothing."""
+
+import time
+
+import pytest
+
+from autograder.client import connect, exchange, get, read_until_close
+
+
+def workers(server) -> tuple[int, int]:
+    """(child processes that serve clients, threads of the server process)."""
+    return len(server.workers()), server.process().num_threads()
+
+
+def test_a_held_client_does_not_block_others_in_the_concurrent_modes(start_server, concurrent_mode):
+    server = start_server(concurrent_mode)
+    with connect(server.address), connect(server.address):  # two clients that never speak
+        time.sleep(0.3)
+        reply = exchange(server.address, get(), timeout=2.0)
+        assert reply.status_line == b"HTTP/1.1 200 OK" and reply.closed
+        processes, threads = workers(server)
+        if concurrent_mode == "multiprocess":
+            assert processes == 2 and threads == 1  # a child per held client, no extra thread
+        else:
+            assert processes == 0 and threads == 3  # a thread per held client, no child
+
+
+def test_the_single_server_serves_one_client_at_a_time(start_server):
+    server = start_server("single")
+    with connect(server.address) as held:
+        time.sleep(0.3)
+        assert exchange(server.address, get(), timeout=1.0).raw == b"", "it answered while busy"
+        assert workers(server) == (0, 1)
+        held.sendall(get())  # once the held client is served, the others are
+        raw, closed, _ = read_until_close(held, 2.0)
+        assert raw.startswith(b"HTTP/1.1 200 OK") and closed
+    assert exchange(server.address, get(), timeout=2.0).status_line == b"HTTP/1.1 200 OK"
+
+
+def test_two_hundred_concurrent_connections_are_all_served(start_server, concurrent_mode):
+    server = start_server(concurrent_mode)
+    socks = [connect(server.address, timeout=20) for _ in range(200)]
+    try:
+        for i, sock in enumerate(socks):
+            sock.sendall(get(f"/{i}"))
+        replies = [read_until_close(sock, 20.0) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+    for i, (raw, closed, error) in enumerate(replies):
+        assert closed and not error and raw.endswith(get(f"/{i}")), (i, raw[:60], error)
+
+
+def test_after_a_burst_no_zombie_fd_or_thread_is_left(start_server, concurrent_mode):
+    server = start_server(concurrent_mode)
+    process = server.process()
+    assert exchange(server.address, get()).closed
+    time.sleep(0.3)
+    fds, threads = process.num_fds(), process.num_threads()
+    for _ in range(200):
+        assert exchange(server.address, get()).status_line == b"HTTP/1.1 200 OK"
+    eventually(lambda: not process.children() and process.num_fds() <= fds and process.num_threads() <= threads)
+    assert [c.status() for c in process.children(recursive=True)] == []  # no zombie, no leftover child
+    assert process.num_fds() <= fds and process.num_threads() <= threads
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_multiprocess_works_under_each_start_method(start_server, method):
+    server = start_server("multiprocess", "--start-method", method)
+    with connect(server.address):
+        time.sleep(0.5)
+        reply = exchange(server.address, get("/method"), timeout=5.0)
+        assert reply.status_line == b"HTTP/1.1 200 OK" and reply.body == get("/method") and reply.closed
+        assert eventually(lambda: workers(server)[0] == 1), "only the held client's child should be left"
+    assert server.stop() == 0
+
+
+def eventually(condition, timeout: float = 3.0) -> bool:
+    """Whether condition() becomes true within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

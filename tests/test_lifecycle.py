@@ -1,0 +1,119 @@
+"""The server as a process: command line, ready line, signals, restart, and the address it listens on."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from autograder import SOLUTION
+from autograder.client import connect, exchange, get, read_until_close
+from autograder.harness import Server
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_lets_the_client_in_flight_finish_then_exits_0(start_server, mode, signum):
+    server = start_server(mode)
+    request = get("/in-flight")
+    with connect(server.address) as sock:
+        sock.sendall(request[:10])
+        time.sleep(0.3)  # the server has taken the client and waits for the rest
+        server.send_signal(signum)
+        time.sleep(0.3)
+        sock.sendall(request[10:])
+        raw, closed, error = read_until_close(sock, 5.0)
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n") and raw.endswith(request) and closed and not error
+    assert server.wait(15) == 0
+    assert "Traceback" not in server.errors()
+    assert server.output().rstrip().endswith("[Server Info] stopped")
+    time.sleep(0.5)  # multiprocessing's helpers (resource tracker) go once their parent has gone
+    assert server.kill() == []
+
+
+def test_a_server_started_in_the_background_by_a_script_still_stops_on_sigint(tmp_path):
+    """A non-interactive shell starts background jobs with SIGINT ignored: the server must set its handler."""
+    script = SOLUTION / "single_server.py"
+    shell = f"{sys.executable} -u {script} --port 0 > {tmp_path}/out 2>&1 & echo $!; wait"
+    with subprocess.Popen(["sh", "-c", shell], stdout=subprocess.PIPE, text=True, start_new_session=True) as sh:
+        pid = int(sh.stdout.readline())
+        time.sleep(1.0)
+        subprocess.run(["kill", "-INT", str(pid)], check=True)
+        assert sh.wait(15) == 0
+    assert "[Server Info] stopped" in (tmp_path / "out").read_text()
+
+
+def test_restart_on_the_same_port_right_after_shutdown_succeeds(start_server, mode):
+    first = start_server(mode)
+    for _ in range(3):  # the server closes first, so these connections linger in TIME_WAIT
+        assert exchange(first.address, get()).closed
+    assert first.stop() == 0
+    second = start_server(mode, "--port", str(first.port))
+    assert second.port == first.port
+    assert exchange(second.address, get()).status_line == b"HTTP/1.1 200 OK"
+
+
+def test_it_listens_only_on_the_host_it_was_given(start_server, mode):
+    server = start_server(mode)
+    listening = [c.laddr for c in server.process().net_connections("inet") if c.status == "LISTEN"]
+    assert listening == [("127.0.0.1", server.port)]
+    assert server.host == "127.0.0.1"
+
+
+def test_port_already_in_use_is_a_clear_error(start_server, tmp_path):
+    first = start_server("single")
+    second = Server(SOLUTION / "single_server.py", ["--port", str(first.port)], log_dir=tmp_path)
+    with pytest.raises(Exception, match="exited with status 1"):
+        second.start()
+    assert f"error: cannot listen on 127.0.0.1:{first.port}: Address already in use" in second.errors()
+    assert "Traceback" not in second.errors()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "70000"], "--port must be between 0 and 65535"),
+        (["--port", "http"], "invalid int value"),
+        (["--work-ms", "-5"], "--work-ms must not be negative"),
+        (["--start-method", "teleport"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(args, message):
+    run = subprocess.run(
+        [sys.executable, SOLUTION / "multiprocess_server.py", *args], capture_output=True, text=True, timeout=10
+    )
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("kind", ["io", "cpu"])
+def test_work_knob_makes_each_request_take_that_long(start_server, mode, kind):
+    server = start_server(mode, "--work-ms", "300", "--work-kind", kind)
+    reply = exchange(server.address, get())
+    assert reply.status_line == b"HTTP/1.1 200 OK" and reply.seconds >= 0.3
+
+
+def test_help_names_every_option():
+    run = subprocess.run(
+        [sys.executable, SOLUTION / "multiprocess_server.py", "--help"], capture_output=True, text=True
+    )
+    assert run.returncode == 0
+    for option in ("--host", "--port", "--start-method", "--work-ms", "--work-kind"):
+        assert option in run.stdout
+    assert "one multiprocessing.Process per client" in " ".join(run.stdout.split())
+
+
+def test_idle_connection_held_during_shutdown_is_closed_and_the_server_exits_within_15_s(start_server):
+    """All three modes at once, so that the idle timeout is waited once."""
+    servers = [start_server(mode) for mode in ("single", "multiprocess", "multithread")]
+    idle = [connect(server.address, timeout=15) for server in servers]
+    try:
+        time.sleep(0.3)
+        start = time.monotonic()
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        results = [read_until_close(sock, 14.0) for sock in idle]
+    finally:
+        for sock in idle:
+            sock.close()
+    assert all(closed and raw == b"" for raw, closed, _ in results), results
+    assert [server.wait(max(0.0, 15 - (time.monotonic() - start))) for server in servers] == [0, 0, 0]
