@@ -1,10 +1,51 @@
-"""The command line: `python -m autograder [grade|release] ...`."""
+"""The command line: `python -m autograder [grade|release] ...` (grade is the default)."""
 
 import argparse
 import sys
 from pathlib import Path
 
-from autograder import ASSIGNMENT, SOLUTION
+from autograder import ASSIGNMENT, MODES, SOLUTION
+
+COMMANDS = ("grade", "release")
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from autograder import grade
+
+    console = Console()
+    try:
+        outcome = grade.run_checks(
+            args.submission,
+            json_path=args.json,
+            modes=tuple(args.mode or MODES),
+            only=tuple(args.check or ()),
+            public=args.public,
+            verbose=args.verbose,
+            keep_logs=args.keep_logs,
+        )
+    except grade.NotGradable as exc:
+        print(f"not gradable: {exc}", file=sys.stderr)
+        return grade.NOT_GRADABLE
+    grader = outcome.grader
+    console.print(grade.table(grader))
+    lost = grade.feedback(grader)
+    if lost:
+        console.print("\n[bold]What lost points, and what to look at:[/]")
+        for line in lost:
+            console.print(f"- {line}", markup=False, highlight=False)
+    for name, note in grader.notes.items():
+        console.print(f"[dim]{name}: {note} (information, not graded)[/]")
+    if outcome.exit_code == grade.GRADER_FAULT:
+        console.print("[magenta]The grader had a fault, so this is not a grade:[/]")
+        for problem in grader.problems:
+            console.print(f"  {problem}", markup=False)
+    elif outcome.exit_code == grade.INTERRUPTED:
+        console.print("[yellow]Grading was interrupted: the checks that did not run are missing.[/]")
+    if args.json:
+        console.print(f"results written to {args.json}")
+    return outcome.exit_code
 
 
 def cmd_release(args: argparse.Namespace) -> int:
@@ -43,9 +84,28 @@ def parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="write nothing; fail if --out differs from a fresh generation"
     )
     release.set_defaults(run=cmd_release)
+
+    grade = commands.add_parser("grade", help="grade a submission (the default command)")
+    grade.add_argument(
+        "submission",
+        nargs="?",
+        type=Path,
+        default=ASSIGNMENT,
+        help="a folder with the four files (default: %(default)s)",
+    )
+    grade.add_argument("--json", type=Path, metavar="PATH", help="write Gradescope's results.json here")
+    grade.add_argument("--mode", action="append", choices=MODES, help="grade only this mode (repeatable)")
+    grade.add_argument("--check", action="append", metavar="NAME", help="only checks whose name or category has NAME")
+    grade.add_argument("--public", action="store_true", help="leave out the hidden checks (a student's self-check)")
+    grade.add_argument("--keep-logs", type=Path, metavar="DIR", help="copy the servers' output to DIR")
+    grade.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
+    grade.set_defaults(run=cmd_grade)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "grade")
     args = parser().parse_args(argv)
     return args.run(args)

@@ -1,0 +1,65 @@
+"""Concurrency, proved by witnesses rather than timing: clients that connect and send nothing.
+24 points."""
+
+import time
+
+from autograder.checks.probes import eventually, seen, served
+from autograder.client import connect, exchange, get, read_until_close
+from autograder.rubric import check, expect
+
+
+@check("concurrency", points={"single": 4, "multiprocess": 5, "multithread": 5})
+def check_held_client(serve, mode):
+    """A silent client blocks no one (single: it does)"""
+    server = serve(mode)
+    served(server, "/warm-up")
+    with connect(server.address) as held:
+        time.sleep(0.3)
+        reply = exchange(server.address, get("/second"), timeout=2.0)
+        if mode == "single":
+            expect(
+                not reply.raw,
+                "the single server answered a second client while the first was still connected: "
+                "it should serve one client at a time, in the main thread, with no thread or process",
+            )
+            held.sendall(get("/held"))
+            raw, closed, _ = read_until_close(held, 2.0)
+            expect(raw.endswith(get("/held")) and closed, "the held client, once it sent its request, got no reply")
+        else:
+            expect(
+                reply.body == get("/second"),
+                f"while one client was connected and silent, a second client got {seen(reply)} within 2 s: "
+                f"is each client handed to a new {'process' if mode == 'multiprocess' else 'thread'} "
+                "before the server goes back to accept()?",
+            )
+    served(server, "/after", when="after the held client left")
+
+
+@check("concurrency", points={"single": 3, "multiprocess": 4, "multithread": 3})
+def check_mechanism(serve, mode):
+    """A process, a thread, or nothing per client"""
+    server = serve(mode)
+    served(server, "/warm-up")
+    with connect(server.address), connect(server.address):
+        if mode == "multiprocess":
+            expect(
+                eventually(lambda: len(server.workers()) == 2, 2.0),
+                f"with 2 clients connected, the server had {len(server.workers())} child processes serving "
+                "them, not 2: one multiprocessing.Process per client",
+            )
+            expect(server.process().num_threads() == 1, "the multiprocess server started threads: use processes only")
+        elif mode == "multithread":
+            expect(
+                eventually(lambda: server.process().num_threads() >= 3, 2.0),
+                f"with 2 clients connected, the server had {server.process().num_threads()} threads: "
+                "expected the main thread plus one threading.Thread per client",
+            )
+            expect(not server.workers(), "the multithread server started child processes: use threads only")
+        else:
+            time.sleep(0.5)
+            expect(
+                server.process().num_threads() == 1 and not server.workers(),
+                f"the single server had {server.process().num_threads()} threads and {len(server.workers())} child "
+                "processes: it should serve clients in the main thread only",
+            )
+    served(server, "/after", when="after the two clients left")

@@ -1,0 +1,133 @@
+"""Protocol: what goes over the wire, per mode. 12 points per mode."""
+
+import socket
+import time
+
+from autograder.checks.probes import seen, served
+from autograder.client import connect, exchange, get, read_until_close, reset
+from autograder.rubric import check, expect
+
+CLOSE_HINT = {
+    "multiprocess": "does the parent close its copy of the socket after starting the child?",
+    "multithread": "does handle_client close the socket (a `with conn:` block) once it has replied?",
+    "single": "does handle_client close the socket (a `with conn:` block) once it has replied?",
+}
+
+
+@check("protocol", points=2)
+def check_status_line_and_crlf(serve, mode):
+    """Status line, and CRLF line endings"""
+    reply = exchange(serve(mode).address, get(), timeout=2.0)
+    expect(reply.raw, f"a GET request got {seen(reply)}")
+    expect(
+        reply.raw.startswith(b"HTTP/1.1 200 OK\r\n"),
+        f"the reply should begin with the status line b'HTTP/1.1 200 OK\\r\\n'; it begins {reply.raw[:24]!r}",
+    )
+    head = reply.raw.split(b"\r\n\r\n", 1)[0]
+    expect(
+        b"\r\n\r\n" in reply.raw and b"\n" not in head.replace(b"\r\n", b""),
+        "the head's lines end with \\n only: HTTP wants \\r\\n (CRLF) after the status line and after every "
+        "header, then an empty \\r\\n line before the body",
+    )
+
+
+@check("protocol", points=2)
+def check_headers(serve, mode):
+    """Headers: Content-Type, Content-Length, Connection"""
+    request = get("/headers")
+    reply = exchange(serve(mode).address, request, timeout=2.0)
+    expect(reply.raw, f"a GET request got {seen(reply)}")
+    headers = reply.headers
+    expect(
+        headers.get("content-type") == "text/html",
+        f"Content-Type should be text/html, not {headers.get('content-type')}",
+    )
+    expect(headers.get("connection") == "close", f"Connection should be close, not {headers.get('connection')}")
+    expect(
+        headers.get("content-length") == str(len(reply.body)),
+        f"Content-Length says {headers.get('content-length')} but the body has {len(reply.body)} bytes",
+    )
+
+
+@check("protocol", points=2)
+def check_echo(serve, mode):
+    """The body echoes the request"""
+    request = get("/echo?x=1")
+    reply = exchange(serve(mode).address, request, timeout=2.0)
+    expect(reply.raw, f"a GET request got {seen(reply)}")
+    expect(
+        reply.body == request,
+        f"the body should be the request itself ({len(request)} bytes); it is {reply.body[:40]!r}",
+    )
+
+
+@check("protocol", points=2)
+def check_connection_closes_after_reply(serve, mode):
+    """The connection closes right after the reply"""
+    server = serve(mode)
+    for i in range(3):  # a parent that keeps its copy shows from the first request on
+        reply = exchange(server.address, get(f"/{i}"), timeout=1.0)
+        expect(reply.raw, f"request {i + 1} of 3 got {seen(reply)}")
+        expect(
+            reply.closed,
+            f"request {i + 1} of 3 got its reply, but the client never saw the connection close within 1 s: "
+            + CLOSE_HINT[mode],
+        )
+
+
+@check("protocol", points=1)
+def check_request_in_pieces(serve, mode):
+    """A request in three pieces"""
+    request = get("/pieces")
+    reply = exchange(serve(mode).address, request[:5], request[5:25], request[25:], pause=0.15, timeout=3.0)
+    expect(
+        reply.body == request,
+        f"a request sent in three pieces got {seen(reply)}: one recv() returns only what has arrived; "
+        "keep reading until the blank line \\r\\n\\r\\n that ends the head",
+    )
+
+
+@check("protocol", points=1)
+def check_large_head(serve, mode):
+    """A 6 KiB request head"""
+    request = get("/big")[:-2] + b"X-Padding: " + b"p" * 6144 + b"\r\n\r\n"
+    reply = exchange(serve(mode).address, request[:3000], request[3000:], timeout=3.0)
+    expect(
+        reply.body == request,
+        f"a 6 KiB request got {seen(reply)}: a single recv(1024) reads only the first part; "
+        "keep reading until the blank line \\r\\n\\r\\n that ends the head",
+    )
+
+
+@check("protocol", points=1)
+def check_bad_request(serve, mode):
+    """400 for a malformed request line"""
+    server = serve(mode)
+    for bad in (b"HELLO\r\n\r\n", b"GET /\r\n\r\n"):
+        reply = exchange(server.address, bad, timeout=2.0)
+        expect(
+            reply.status_line == b"HTTP/1.1 400 Bad Request",
+            f"the request {bad!r} should get 400; it got {seen(reply)}",
+        )
+
+
+@check("protocol", points=1)
+def check_survives_bad_clients(serve, mode):
+    """Survives empty, garbage and reset clients"""
+    server = serve(mode, "--work-ms", "50")
+    with connect(server.address) as sock:
+        sock.shutdown(socket.SHUT_WR)
+        read_until_close(sock, 2.0)
+    served(server, "/after-empty", when="after an empty connection")
+    exchange(server.address, b"\xff\xfe\x00\x80garbage\r\n\r\n", timeout=2.0)
+    served(server, "/after-garbage", when="after binary garbage")
+    for _ in range(3):
+        sock = connect(server.address)
+        sock.sendall(get())
+        reset(sock)  # gone before the reply: the server's sendall meets a reset connection
+    time.sleep(0.3)
+    expect(
+        server.popen.poll() is None,
+        f"the server died after a client reset its connection (exit status {server.popen.poll()})",
+    )
+    served(server, "/after-reset", when="after clients reset their connections")

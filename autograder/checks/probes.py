@@ -1,0 +1,36 @@
+"""What the checks do to a server, and how they say what a client saw, in a student's terms."""
+
+import time
+from collections.abc import Callable
+
+from autograder.client import Reply, exchange, get
+from autograder.rubric import expect
+
+
+def seen(reply: Reply) -> str:
+    """What the client saw, in a few words."""
+    if reply.error and not reply.raw:
+        return f"the connection failed ({reply.error})"
+    if not reply.raw:
+        return "the connection closed without a reply" if reply.closed else "no reply at all"
+    return f"a reply beginning {reply.raw[:48]!r}"
+
+
+def served(server, path: str = "/", when: str = "", timeout: float = 2.0) -> Reply:
+    """A GET that must come back as a complete 200 reply; when says after what, for the feedback."""
+    reply = exchange(server.address, get(path), timeout=timeout)
+    expect(
+        reply.status_line == b"HTTP/1.1 200 OK" and reply.body == get(path),
+        f"{when + ', ' if when else ''}a plain GET request got {seen(reply)}, not the 200 reply that echoes it",
+    )
+    return reply
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
+    """Whether condition() becomes true within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -1,0 +1,157 @@
+"""Grade one submission: check that it can be graded, copy it aside, run the checks, report.
+
+Data flows one way: submission → a private copy → the checks (pytest, with the Grader plugin) →
+a table for people and results.json for course platforms.
+"""
+
+import ast
+import contextlib
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from autograder import MODES, SERVER_FILES
+from autograder.plugin import CHECKS, Grader
+from autograder.rubric import CATEGORIES, Result
+
+NOT_GRADABLE, GRADER_FAULT, INTERRUPTED = 2, 3, 130
+
+
+class NotGradable(Exception):
+    """The submission cannot be graded at all (the message says why)."""
+
+
+@dataclass
+class Outcome:
+    grader: Grader
+    exit_code: int
+
+
+def validate(submission: Path) -> None:
+    """Raise NotGradable unless submission is a folder with the four files, each valid Python."""
+    if not submission.is_dir():
+        raise NotGradable(f"{submission} is not a folder")
+    missing = [name for name in SERVER_FILES if not (submission / name).is_file()]
+    if missing:
+        raise NotGradable(f"missing {', '.join(missing)} in {submission}")
+    for name in SERVER_FILES:
+        try:
+            ast.parse((submission / name).read_bytes(), filename=name)
+        except (SyntaxError, ValueError) as exc:
+            line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+            raise NotGradable(f"{name} does not parse ({exc.__class__.__name__}{line}: {exc.args[0]})") from None
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops grading as Ctrl-C does, so that servers are killed and results.json is written."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_checks(
+    submission: Path,
+    json_path: Path | None = None,
+    modes: tuple[str, ...] = MODES,
+    only: tuple[str, ...] = (),
+    public: bool = False,
+    verbose: bool = False,
+    console: Console | None = None,
+    keep_logs: Path | None = None,
+) -> Outcome:
+    """Grade submission; NotGradable if it cannot be."""
+    validate(submission)
+    console = console or Console(stderr=True)
+    with tempfile.TemporaryDirectory(prefix="concurrency-lab-") as tmp:
+        copy = Path(tmp) / "submission"  # only the four files: nothing else of the submission is ever read
+        copy.mkdir()
+        for name in SERVER_FILES:
+            shutil.copyfile(submission / name, copy / name)
+        progress = Progress(
+            TextColumn("grading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=True,
+            disable=verbose,
+        )
+        task = progress.add_task("", total=None)
+
+        def advance(result: Result) -> None:
+            progress.update(task, advance=1, total=grader.selected, description=f"{result.name}: {result.status}")
+
+        grader = Grader(copy, Path(tmp) / "logs", modes, only, not public, json_path=json_path, on_result=advance)
+        args = [str(CHECKS), "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(CHECKS)]
+        args += ["--basetemp", str(Path(tmp) / "pytest")]
+        args += ["-v"] if verbose else ["-p", "no:terminal"]
+        with progress, sigterm_interrupts():
+            code = pytest.main(args, plugins=[grader])
+        if keep_logs is not None:
+            shutil.copytree(Path(tmp) / "logs", keep_logs, dirs_exist_ok=True)
+    if code == pytest.ExitCode.INTERRUPTED:
+        grader.write_json(interrupted="Ctrl-C or SIGTERM")
+        return Outcome(grader, INTERRUPTED)
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+        grader.problems.append(f"pytest stopped with {pytest.ExitCode(code).name}")
+    if not grader.results and not grader.problems:
+        grader.problems.append("no check matched the selection")
+    grader.write_json()
+    return Outcome(grader, GRADER_FAULT if grader.problems else 0)
+
+
+def table(grader: Grader) -> Table:
+    """The results for people: a row per check, a column per mode, then the totals."""
+    modes = [m for m in MODES if any(r.mode == m for r in grader.results)]
+    view = Table(title=f"Concurrency Lab: {grader.score:g} / {grader.max_score:g} points")
+    view.add_column("#", justify="right", style="dim")
+    view.add_column("check", overflow="fold")
+    for mode in modes:
+        view.add_column(mode, justify="right")
+    rows: dict[tuple[str, str], dict[str, Result]] = {}
+    for r in grader.results:
+        rows.setdefault((r.number, r.check), {})[r.mode] = r
+    for (number, check), by_mode in rows.items():
+        cells = [_cell(by_mode.get(mode)) for mode in modes]
+        view.add_row(number, check, *cells)
+    view.add_section()
+    totals = [sum(r.points for r in grader.results if r.mode == m) for m in modes]
+    view.add_row("", "[bold]points per mode[/]", *[f"[bold]{t:g}[/]" for t in totals])
+    return view
+
+
+def _cell(result: Result | None) -> str:
+    if result is None:
+        return ""
+    style = {"passed": "green", "failed": "red", "error": "magenta"}[result.status]
+    return f"[{style}]{result.points:g}/{result.max_points:g}[/]"
+
+
+def feedback(grader: Grader) -> list[str]:
+    """One line per check that lost points: where, and what to look at."""
+    return [f"{r.number} {r.name}: {r.feedback}" for r in grader.results if r.status != "passed"]
+
+
+def category_scores(grader: Grader) -> dict[str, tuple[float, float]]:
+    """(earned, possible) points per category, in the rubric's order."""
+    scores = {c: (0.0, 0.0) for c in CATEGORIES}
+    for r in grader.results:
+        earned, possible = scores[r.category]
+        scores[r.category] = (earned + r.points, possible + r.max_points)
+    return {c: s for c, s in scores.items() if s[1]}
