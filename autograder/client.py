@@ -1,6 +1,7 @@
 """A raw-socket client that sees what an HTTP library hides: the exact bytes of a reply, and
 whether and when the server closed the connection."""
 
+import re
 import socket
 import struct
 import time
@@ -21,17 +22,30 @@ class Reply:
     body: bytes = field(init=False, default=b"")
 
     def __post_init__(self) -> None:
-        self.head, _, self.body = self.raw.partition(b"\r\n\r\n")
+        # Split at the first blank line, as lenient clients (curl, requests) do: CRLF or bare LF.
+        # Whether the head uses CRLF is a check of its own.
+        parts = re.split(rb"\r?\n\r?\n", self.raw, maxsplit=1)
+        self.head, self.body = (parts[0], parts[1]) if len(parts) == 2 else (self.raw, b"")
 
     @property
     def status_line(self) -> bytes:
         return self.raw.split(b"\n", 1)[0].rstrip(b"\r")
 
     @property
+    def complete(self) -> bool:
+        """Whether the head and as many body bytes as its Content-Length says have arrived."""
+        length = self.headers.get("content-length", "")
+        return (
+            len(re.split(rb"\r?\n\r?\n", self.raw, maxsplit=1)) == 2
+            and length.isdigit()
+            and len(self.body) >= int(length)
+        )
+
+    @property
     def headers(self) -> dict[str, str]:
-        """The header fields of a CRLF head, by lower-case name."""
+        """The header fields of the head, by lower-case name."""
         fields = {}
-        for line in self.head.split(b"\r\n")[1:]:
+        for line in re.split(rb"\r?\n", self.head)[1:]:
             name, sep, value = line.decode("latin-1").partition(":")
             if sep:
                 fields[name.strip().lower()] = value.strip()
@@ -42,8 +56,9 @@ def connect(address: Address, timeout: float = 5.0) -> socket.socket:
     return socket.create_connection(address, timeout=timeout)
 
 
-def read_until_close(sock: socket.socket, timeout: float) -> tuple[bytes, bool, str]:
-    """Everything the server sends until it closes, or until timeout seconds pass."""
+def read_until_close(sock: socket.socket, timeout: float, whole_reply: bool = False) -> tuple[bytes, bool, str]:
+    """(what the server sent, whether it closed, a connection error) until it closes, or until timeout
+    seconds pass; with whole_reply, also stop once a reply with its whole Content-Length body is in."""
     data, deadline = bytearray(), time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         sock.settimeout(left)
@@ -56,11 +71,16 @@ def read_until_close(sock: socket.socket, timeout: float) -> tuple[bytes, bool, 
         if not chunk:
             return bytes(data), True, ""
         data += chunk
+        if whole_reply and Reply(bytes(data)).complete:
+            break
     return bytes(data), False, ""
 
 
-def exchange(address: Address, *pieces: bytes, pause: float = 0.05, timeout: float = 5.0) -> Reply:
-    """Send pieces (pausing between them, so that they arrive apart), then read until the server closes."""
+def exchange(
+    address: Address, *pieces: bytes, pause: float = 0.05, timeout: float = 5.0, whole_reply: bool = False
+) -> Reply:
+    """Send pieces (pausing between them, so that they arrive apart), then read until the server closes
+    (or, with whole_reply, until the reply is complete by its Content-Length)."""
     start = time.monotonic()
     try:
         with connect(address, timeout) as sock:
@@ -69,7 +89,7 @@ def exchange(address: Address, *pieces: bytes, pause: float = 0.05, timeout: flo
                 if i:
                     time.sleep(pause)
                 sock.sendall(piece)
-            raw, closed, error = read_until_close(sock, timeout)
+            raw, closed, error = read_until_close(sock, timeout, whole_reply)
     except OSError as exc:
         return Reply(error=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - start)
     return Reply(raw, closed, time.monotonic() - start, error)

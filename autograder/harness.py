@@ -213,6 +213,14 @@ class Server:
         """What the server has written to stdout so far."""
         return self.stdout_path.read_text(encoding="utf-8", errors="replace") if self.stdout_path.exists() else ""
 
+    def output_tail(self, size: int = 65536) -> str:
+        """The last size bytes the server wrote to stdout (cheap, even after a flood)."""
+        if not self.stdout_path.exists():
+            return ""
+        with open(self.stdout_path, "rb") as out:
+            out.seek(max(0, out.seek(0, os.SEEK_END) - size))
+            return out.read().decode("utf-8", errors="replace")
+
     def errors(self) -> str:
         """What the server has written to stderr so far."""
         return self.stderr_path.read_text(encoding="utf-8", errors="replace") if self.stderr_path.exists() else ""

@@ -211,9 +211,10 @@ def _number(results: list[Result]) -> None:
 def _explain(servers: list[Server]) -> str:
     """What the servers of a failed check said or ran into, when it explains the failure."""
     notes = []
-    if servers:
-        time.sleep(0.2)  # a server may log a client's error just after the client saw it
-    for server in servers:
+    for server in servers:  # a server may log a client's error just after the client saw it: wait a little
+        deadline = time.monotonic() + 0.2
+        while "Error]" not in server.output_tail() and time.monotonic() < deadline:
+            time.sleep(0.02)
         if server.limits and server.task_limit_hit():
             notes.append(
                 f"{server.script.name} reached the cap of {server.limits.tasks} processes and threads: "
@@ -221,10 +222,10 @@ def _explain(servers: list[Server]) -> str:
             )
         if server.limits and server.stdout_path.exists() and server.stdout_path.stat().st_size >= server.limits.output:
             notes.append(f"{server.script.name} wrote {server.limits.output >> 20} MiB of output and was stopped")
-        errors = [line for line in server.output().splitlines() if "Error]" in line]
+        errors = [line for line in server.output_tail().splitlines() if "Error]" in line]
         if errors:
             notes.append(f"{server.script.name} logged: {errors[-1]}")
-        traceback = server.errors().strip().splitlines()
+        traceback = server.errors()[-4096:].strip().splitlines()
         if traceback:
             notes.append(f"{server.script.name} printed on stderr: {traceback[-1]}")
     return "".join(f" [{note}]" for note in dict.fromkeys(notes))

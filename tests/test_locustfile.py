@@ -5,9 +5,9 @@ import json
 import subprocess
 import sys
 
-from conftest import mutant
-
 from autograder import KIT
+
+from conftest import mutant
 
 
 def locust(server, tmp_path, seconds: int = 3) -> dict:

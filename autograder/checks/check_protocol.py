@@ -17,7 +17,7 @@ CLOSE_HINT = {
 @check("protocol", points=2)
 def check_status_line_and_crlf(serve, mode):
     """Status line, and CRLF line endings"""
-    reply = exchange(serve(mode).address, get(), timeout=2.0)
+    reply = exchange(serve(mode).address, get(), timeout=2.0, whole_reply=True)
     expect(reply.raw, f"a GET request got {seen(reply)}")
     expect(
         reply.raw.startswith(b"HTTP/1.1 200 OK\r\n"),
@@ -35,7 +35,7 @@ def check_status_line_and_crlf(serve, mode):
 def check_headers(serve, mode):
     """Headers: Content-Type, Content-Length, Connection"""
     request = get("/headers")
-    reply = exchange(serve(mode).address, request, timeout=2.0)
+    reply = exchange(serve(mode).address, request, timeout=2.0, whole_reply=True)
     expect(reply.raw, f"a GET request got {seen(reply)}")
     headers = reply.headers
     expect(
@@ -53,7 +53,7 @@ def check_headers(serve, mode):
 def check_echo(serve, mode):
     """The body echoes the request"""
     request = get("/echo?x=1")
-    reply = exchange(serve(mode).address, request, timeout=2.0)
+    reply = exchange(serve(mode).address, request, timeout=2.0, whole_reply=True)
     expect(reply.raw, f"a GET request got {seen(reply)}")
     expect(
         reply.body == request,
@@ -79,7 +79,9 @@ def check_connection_closes_after_reply(serve, mode):
 def check_request_in_pieces(serve, mode):
     """A request in three pieces"""
     request = get("/pieces")
-    reply = exchange(serve(mode).address, request[:5], request[5:25], request[25:], pause=0.15, timeout=3.0)
+    reply = exchange(
+        serve(mode).address, request[:5], request[5:25], request[25:], pause=0.15, timeout=3.0, whole_reply=True
+    )
     expect(
         reply.body == request,
         f"a request sent in three pieces got {seen(reply)}: one recv() returns only what has arrived; "
@@ -91,7 +93,7 @@ def check_request_in_pieces(serve, mode):
 def check_large_head(serve, mode):
     """A 6 KiB request head"""
     request = get("/big")[:-2] + b"X-Padding: " + b"p" * 6144 + b"\r\n\r\n"
-    reply = exchange(serve(mode).address, request[:3000], request[3000:], timeout=3.0)
+    reply = exchange(serve(mode).address, request[:3000], request[3000:], timeout=3.0, whole_reply=True)
     expect(
         reply.body == request,
         f"a 6 KiB request got {seen(reply)}: a single recv(1024) reads only the first part; "
@@ -103,8 +105,8 @@ def check_large_head(serve, mode):
 def check_bad_request(serve, mode):
     """400 for a malformed request line"""
     server = serve(mode)
-    for bad in (b"HELLO\r\n\r\n", b"GET /\r\n\r\n"):
-        reply = exchange(server.address, bad, timeout=2.0)
+    for bad in (b"HELLO\r\n\r\n", b"GET /\r\n\r\n", b"\xff\xfe\x00\x80binary\r\n\r\n"):
+        reply = exchange(server.address, bad, timeout=2.0, whole_reply=True)
         expect(
             reply.status_line == b"HTTP/1.1 400 Bad Request",
             f"the request {bad!r} should get 400; it got {seen(reply)}",

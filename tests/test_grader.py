@@ -1,0 +1,372 @@
+"""The autograder, run as students and instructors run it (`python -m autograder grade ...`), on the
+reference, on the unfilled skeleton, and on copies of the reference that each carry one realistic bug."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autograder import ASSIGNMENT, KIT, SOLUTION
+from autograder.harness import TAG, ControlGroups, Limits
+
+from conftest import mutant
+
+CATEGORIES = ("protocol", "concurrency", "hygiene", "start-methods", "load")
+
+
+def grade(submission: Path, tmp_path: Path, *options: str, timeout: float = 150) -> tuple[dict, str, float]:
+    """(results.json, what was printed, seconds) of one grading run."""
+    out = tmp_path / "results.json"
+    start = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", submission, "--json", out, *options],
+        cwd=KIT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    seconds = time.monotonic() - start
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return json.loads(out.read_text()), run.stdout, seconds
+
+
+def by_category(results: dict) -> dict[str, list[dict]]:
+    tests: dict[str, list[dict]] = {}
+    for test in results["tests"]:
+        tests.setdefault(test["tags"][0], []).append(test)
+    return tests
+
+
+def leftovers() -> list[int]:
+    """Processes started by any server of a grading run that are still alive."""
+    alive = []
+    for proc in psutil.process_iter():
+        try:
+            if TAG in proc.environ() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except psutil.Error:
+            continue
+    return alive
+
+
+def test_the_reference_scores_100_with_a_gradescope_results_json(tmp_path):
+    results, printed, seconds = grade(SOLUTION, tmp_path)
+    assert results["score"] == 100, [t for t in results["tests"] if t["score"] < t["max_score"]]
+    assert sum(t["max_score"] for t in results["tests"]) == 100
+    assert set(by_category(results)) == set(CATEGORIES)
+    for test in results["tests"]:
+        assert set(test) >= {"name", "number", "score", "max_score", "status", "output", "visibility"}
+        assert test["status"] == "passed" and test["visibility"] in ("visible", "after_published")
+    assert results["execution_time"] <= seconds and seconds <= 90  # 60 s is the target on a quiet machine
+    assert "Concurrency Lab: 100 / 100 points" in printed and "requests/s" in printed
+    assert leftovers() == []
+
+
+def test_the_unfilled_skeleton_scores_0_quickly_and_says_what_is_missing(tmp_path):
+    results, printed, seconds = grade(ASSIGNMENT, tmp_path)
+    assert results["score"] == 0 and len(results["tests"]) == 48
+    assert seconds < 60
+    assert "serve() in multiprocess_server.py is not implemented yet" in printed
+    assert "grader fault" not in printed
+    assert leftovers() == []
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda d: (d / "handler.py").unlink(), "missing handler.py"),
+        (lambda d: (d / "single_server.py").write_text("def serve(:\n"), "single_server.py does not parse"),
+        (lambda d: (d / "handler.py").unlink() or (d / "x.txt").write_text(""), "missing handler.py"),
+    ],
+)
+def test_a_submission_that_cannot_be_graded_says_why_with_exit_2(tmp_path, make, reason):
+    submission = mutant(tmp_path / "sub", "handler.py", "HEAD_END = ", "HEAD_END = ")
+    make(submission)
+    run = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", submission], cwd=KIT, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2 and f"not gradable: {reason}" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_files_a_submission_adds_for_pytest_have_no_effect(tmp_path):
+    submission = mutant(tmp_path / "sub", "handler.py", "HEAD_END = ", "HEAD_END = ")
+    marker = tmp_path / "imported"
+    (submission / "conftest.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit(1)\n")
+    (submission / "pytest.ini").write_text("[pytest]\naddopts = --this-option-does-not-exist\n")
+    (submission / "check_evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    results, _, _ = grade(submission, tmp_path, "--mode", "single", "--check", "echo")
+    assert results["score"] == 2 and not marker.exists()
+
+
+@dataclass
+class Bug:
+    """A copy of the reference with one realistic bug, and the category that must lose points for it."""
+
+    name: str
+    file: str
+    old: str
+    new: str
+    mode: str
+    category: str
+    control: str  # a check of another category, which must keep its points
+
+    def __str__(self) -> str:
+        return self.name
+
+
+BUGS = [
+    Bug(
+        "the parent keeps its copy of the client socket",
+        "multiprocess_server.py",
+        "        conn.close()  # The parent closes its copy of the client socket (important!)\n",
+        "",
+        "multiprocess",
+        "protocol",
+        "restart",
+    ),
+    Bug(
+        "LF line endings",
+        "handler.py",
+        '("\\r\\n".join(head) + "\\r\\n\\r\\n")',
+        '("\\n".join(head) + "\\n\\n")',
+        "multithread",
+        "protocol",
+        "mechanism",
+    ),
+    Bug(
+        "no echo",
+        "handler.py",
+        '.encode("ascii") + request  #',
+        '.encode("ascii") + request[:0]  #',
+        "single",
+        "protocol",
+        "restart",
+    ),
+    Bug(
+        "a single recv(1024)",
+        "handler.py",
+        "    request = bytearray()\n    while HEAD_END",
+        "    return conn.recv(1024)\n    request = bytearray()\n    while HEAD_END",
+        "multithread",
+        "protocol",
+        "mechanism",
+    ),
+    Bug(
+        "never closing the socket",
+        "handler.py",
+        "    with conn, client_errors_logged(addr):\n",
+        "    with client_errors_logged(addr):\n",
+        "single",
+        "protocol",
+        "restart",
+    ),
+    Bug(
+        "strict decoding of binary input",
+        "handler.py",
+        "        log_request(addr, request)\n",
+        "        log_request(addr, request.decode().encode())\n",
+        "multiprocess",
+        "protocol",
+        "mechanism",
+    ),
+    Bug(
+        "no guard: a client's reset kills the server",
+        "handler.py",
+        "    with conn, client_errors_logged(addr):\n",
+        "    with conn:\n",
+        "single",
+        "protocol",
+        "restart",
+    ),
+    Bug(
+        "threads in the single server",
+        "single_server.py",
+        "        handle_client(conn, addr)\n",
+        "        __import__('threading').Thread(target=handle_client, args=(conn, addr)).start()\n",
+        "single",
+        "concurrency",
+        "echo",
+    ),
+    Bug(
+        "inline handling in the thread server",
+        "multithread_server.py",
+        '        threading.Thread(target=handle_client, args=(conn, addr), name=f"client {addr}").start()\n',
+        "        handle_client(conn, addr)\n",
+        "multithread",
+        "concurrency",
+        "echo",
+    ),
+    Bug(
+        "threads in the process server",
+        "multiprocess_server.py",
+        "        context.Process(target=handle_client, args=(conn, addr)).start()\n        conn.close()",
+        "        __import__('threading').Thread(target=handle_client, args=(conn, addr)).start()\n        # ",
+        "multiprocess",
+        "concurrency",
+        "echo",
+    ),
+    Bug(
+        "children never reaped",
+        "multiprocess_server.py",
+        "    multiprocessing.active_children()  # joins, and so reaps, the children that have exited\n",
+        "    pass\n",
+        "multiprocess",
+        "hygiene",
+        "echo",
+    ),
+    Bug(
+        "no graceful shutdown: daemon threads, never joined",
+        "multithread_server.py",
+        'name=f"client {addr}").start()\n    for worker in threading.enumerate():',
+        'name=f"client {addr}", daemon=True).start()\n    for worker in []:',
+        "multithread",
+        "hygiene",
+        "echo",
+    ),
+    Bug(
+        "no SO_REUSEADDR",
+        "handler.py",
+        "        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n",
+        "",
+        "single",
+        "hygiene",
+        "echo",
+    ),
+    Bug(
+        "binding every interface",
+        "handler.py",
+        "            self.sock.bind((host, port))\n",
+        '            self.sock.bind(("", port))\n',
+        "multithread",
+        "hygiene",
+        "echo",
+    ),
+]
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=str)
+def test_a_bug_loses_points_in_its_category_and_keeps_them_elsewhere(tmp_path, bug):
+    submission = mutant(tmp_path / "sub", bug.file, bug.old, bug.new)
+    results, printed, _ = grade(
+        submission, tmp_path, "--mode", bug.mode, "--check", bug.category, "--check", bug.control
+    )
+    tests = by_category(results)
+    lost = [t for t in tests[bug.category] if t["score"] < t["max_score"]]
+    assert lost, f"{bug.name}: no {bug.category} check lost points"
+    assert all(t["output"] != "ok" and len(t["output"]) > 20 for t in lost)
+    others = [t for category, ts in tests.items() if category != bug.category for t in ts]
+    assert others and all(t["score"] == t["max_score"] for t in others), others
+    assert "grader fault" not in printed
+    assert leftovers() == []
+
+
+def test_feedback_names_the_likely_cause_of_the_parent_keeping_the_socket(tmp_path):
+    bug = BUGS[0]
+    submission = mutant(tmp_path / "sub", bug.file, bug.old, bug.new)
+    results, _, _ = grade(submission, tmp_path, "--mode", "multiprocess", "--check", "closes_after_reply")
+    (test,) = results["tests"]
+    assert test["score"] == 0
+    assert "never saw the connection close" in test["output"]
+    assert "does the parent close its copy of the socket after starting the child?" in test["output"]
+
+
+def test_a_submission_written_as_the_report_wrote_its_servers(tmp_path):
+    """LF line endings, no Content-Length, one recv(1024), send() instead of sendall(), the parent
+    keeping its copy of the socket: protocol points lost, concurrency points kept."""
+    submission = mutant(
+        tmp_path / "sub", "multiprocess_server.py", "        conn.close()  # The parent", "        # The parent"
+    )
+    handler = (submission / "handler.py").read_text()
+    start, end = handler.index("    with conn, client_errors_logged(addr):\n"), handler.index("# ------")
+    report_style = (
+        "    with conn, client_errors_logged(addr):\n"
+        "        data = conn.recv(1024)\n"
+        "        if not data:\n"
+        "            return\n"
+        "        log_request(addr, data)\n"
+        '        conn.send(b"HTTP/1.1 200 OK\\nContent-Type: text/html\\n\\n" + data)\n\n\n'
+    )
+    (submission / "handler.py").write_text(handler[:start] + report_style + handler[end:])
+    results, printed, _ = grade(submission, tmp_path, "--check", "protocol", "--check", "concurrency")
+    tests = {(t["name"].split(": ")[1], t["tags"][1]): t for t in results["tests"]}
+    lost = {key for key, t in tests.items() if t["score"] < t["max_score"]}
+    for mode in ("single", "multiprocess", "multithread"):
+        assert ("Status line, and CRLF line endings", mode) in lost
+        assert ("Headers", mode) in lost or ("Headers: Content-Type, Content-Length, Connection", mode) in lost
+        assert ("A 6 KiB request head", mode) in lost
+        assert ("The body echoes the request", mode) not in lost  # one deduction for the framing, not two
+    assert ("The connection closes right after the reply", "multiprocess") in lost
+    assert ("The connection closes right after the reply", "multithread") not in lost
+    assert all(t["score"] == t["max_score"] for t in by_category(results)["concurrency"])
+    assert "grader fault" not in printed
+
+
+def cap_available() -> bool:
+    """Whether a fork bomb would meet a hard cap here: a cgroup pids controller, or RLIMIT_NPROC for non-root."""
+    if os.geteuid() != 0:
+        return True
+    groups = ControlGroups("concurrency-lab-probe", Limits())
+    try:
+        return groups.caps_tasks
+    finally:
+        groups.remove()
+
+
+@pytest.mark.skipif(not cap_available(), reason="no hard cap on processes here (root without a cgroup pids controller)")
+def test_a_fork_bomb_is_capped_graded_and_cleaned_up(tmp_path):
+    bomb = "    context = multiprocessing.get_context(start_method)  # fork, spawn or forkserver\n"
+    forking = "    while True:\n        try:\n            __import__('os').fork()\n"
+    forking += "        except OSError:\n            pass\n"
+    submission = mutant(tmp_path / "sub", "multiprocess_server.py", bomb, bomb + forking)
+    results, printed, seconds = grade(
+        submission, tmp_path, "--mode", "multiprocess", "--check", "echo", "--check", "held"
+    )
+    assert "grader fault" not in printed
+    assert results["score"] == 0 and seconds < 120
+    assert any("processes and threads" in t["output"] for t in results["tests"]), results["tests"]
+    assert leftovers() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "file", "old", "new", "mode", "check"),
+    [
+        (
+            "an endless loop",
+            "handler.py",
+            "    request = bytearray()\n",
+            "    while True:\n        pass\n",
+            "single",
+            "protocol",
+        ),
+        (
+            "a stdout flood",
+            "single_server.py",
+            "    while (client",
+            "    while True:\n        print('x' * 4096)\n    while (client",
+            "single",
+            "echo",
+        ),
+        (
+            "ignoring signals",
+            "single_server.py",
+            "    while (client",
+            "    import signal\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n    while (client",
+            "single",
+            "graceful",
+        ),
+    ],
+)
+def test_a_hostile_submission_is_graded_in_bounded_time(tmp_path, name, file, old, new, mode, check):
+    submission = mutant(tmp_path / "sub", file, old, new)
+    results, printed, seconds = grade(submission, tmp_path, "--mode", mode, "--check", check)
+    assert results["tests"] and results["score"] == 0 and seconds < 120, name
+    assert "grader fault" not in printed
+    assert leftovers() == []
