@@ -16,6 +16,7 @@ import json
 import random
 
 from locust import HttpUser, between, events, task
+from locust.runners import WorkerRunner
 from locust.stats import StatsError
 
 ECHO = b"GET / HTTP/1.1\r\n"  # how the body of a correct reply to our request begins
@@ -64,8 +65,8 @@ class ReportUser(HttpUser):
 def write_summary(environment, **kwargs) -> None:
     """The exact final figures: locust's CSV files are written once a second and miss the end of a run."""
     options = environment.parsed_options
-    if options is None or not options.summary_file or environment.runner is None:
-        return
+    if options is None or not options.summary_file or isinstance(environment.runner, WorkerRunner | None):
+        return  # with --processes, the master writes the totals of all workers
     total = environment.runner.stats.total
     summary = {
         "requests": total.num_requests,

@@ -6,7 +6,14 @@ from pathlib import Path
 
 from autograder import ASSIGNMENT, MODES, SOLUTION
 
-COMMANDS = ("grade", "release")
+COMMANDS = ("grade", "release", "rubric")
+
+
+def cmd_rubric(args: argparse.Namespace) -> int:
+    from autograder import grade
+
+    print(grade.rubric(), end="")
+    return 0
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -100,6 +107,9 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--keep-logs", type=Path, metavar="DIR", help="copy the servers' output to DIR")
     grade.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
     grade.set_defaults(run=cmd_grade)
+
+    rubric = commands.add_parser("rubric", help="print the rubric (every check and its points) as Markdown")
+    rubric.set_defaults(run=cmd_rubric)
     return top
 
 

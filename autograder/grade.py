@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from autograder import MODES, SERVER_FILES
-from autograder.plugin import CHECKS, Grader
+from autograder.plugin import CHECKS, Grader, number_results
 from autograder.rubric import CATEGORIES, Result
 
 NOT_GRADABLE, GRADER_FAULT, INTERRUPTED = 2, 3, 130
@@ -150,8 +150,36 @@ def feedback(grader: Grader) -> list[str]:
 
 def category_scores(grader: Grader) -> dict[str, tuple[float, float]]:
     """(earned, possible) points per category, in the rubric's order."""
-    scores = {c: (0.0, 0.0) for c in CATEGORIES}
-    for r in grader.results:
-        earned, possible = scores[r.category]
-        scores[r.category] = (earned + r.points, possible + r.max_points)
-    return {c: s for c, s in scores.items() if s[1]}
+    return _category_totals(grader.results)
+
+
+def rubric() -> str:
+    """The rubric as a Markdown table, read from the checks' own marks (the one source of points)."""
+    with tempfile.TemporaryDirectory(prefix="concurrency-lab-") as tmp:
+        grader = Grader(Path(tmp), Path(tmp))
+        args = [str(CHECKS), "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(CHECKS), "--collect-only"]
+        code = pytest.main([*args, "-p", "no:terminal", "--basetemp", str(Path(tmp) / "pytest")], plugins=[grader])
+    if code != pytest.ExitCode.OK or grader.problems:
+        raise RuntimeError(f"could not read the checks: {grader.problems or pytest.ExitCode(code).name}")
+    number_results(grader.collected)
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    for r in grader.collected:
+        rows.setdefault((r.number, r.check), {})[r.mode] = r.max_points
+    lines = ["| # | check | " + " | ".join(MODES) + " | points |", "| --- | --- |" + " ---: |" * (len(MODES) + 1)]
+    for (number, check), points in rows.items():
+        cells = [f"{points[m]:g}" if m in points else "" for m in MODES]
+        lines.append(f"| {number} | {check} | {' | '.join(cells)} | {sum(points.values()):g} |")
+    for category, (_, possible) in _category_totals(grader.collected).items():
+        lines.append(f"| | **{CATEGORIES[category]}** | | | | **{possible:g}** |")
+    total = sum(r.max_points for r in grader.collected)
+    lines.append(f"| | **total** | | | | **{total:g}** |")
+    return "\n".join(lines) + "\n"
+
+
+def _category_totals(results: list[Result]) -> dict[str, tuple[float, float]]:
+    """(earned, possible) points per category, in the rubric's order."""
+    totals = {c: (0.0, 0.0) for c in CATEGORIES}
+    for r in results:
+        earned, possible = totals[r.category]
+        totals[r.category] = (earned + r.points, possible + r.max_points)
+    return {c: t for c, t in totals.items() if t[1]}

@@ -43,6 +43,7 @@ class Grader:
         self.problems: list[str] = []  # faults of the grader: collection errors, unexpected exceptions
         self.notes: dict[str, str] = {}  # information that is not graded (requests/s under load)
         self.selected = 0
+        self.collected: list[Result] = []  # every selected check, before it runs
 
     # Which checks run ------------------------------------------------------------------------
 
@@ -63,6 +64,9 @@ class Grader:
         order = list(CATEGORIES)
         items[:] = sorted(keep, key=lambda item: order.index(item.get_closest_marker("check").kwargs["category"]))
         self.selected = len(keep)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected = [_describe(item) for item in session.items]
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -111,30 +115,15 @@ class Grader:
         return report
 
     def _record(self, item: pytest.Item, call: pytest.CallInfo) -> None:
-        mark = item.get_closest_marker("check")
         status, feedback = getattr(item, "lab_outcome", ("error", "grader fault: the check reported no outcome"))
-        points = mark.kwargs["points"]
-        if isinstance(points, dict):
-            points = next(points[v] for v in item.callspec.params.values() if v in points)
-        title = (item.function.__doc__ or item.name).strip().splitlines()[0].rstrip(".")
-        params = dict(item.callspec.params)
-        result = Result(
-            number="",
-            category=mark.kwargs["category"],
-            title=title,
-            mode=params.pop("mode"),
-            variant=", ".join(str(v) for v in params.values()),
-            points=points if status == "passed" else 0.0,
-            max_points=points,
-            status=status,
-            feedback=feedback or "ok",
-            seconds=round(time.monotonic() - item.lab_started, 2),
-            hidden=mark.kwargs["hidden"],
-        )
+        result = _describe(item)
+        result.points = result.max_points if status == "passed" else 0.0
+        result.status, result.feedback = status, feedback or "ok"
+        result.seconds = round(time.monotonic() - item.lab_started, 2)
         if status == "error":
             self.problems.append(feedback)
         self.results.append(result)
-        _number(self.results)
+        number_results(self.results)
         if self.on_result:
             self.on_result(result)
         self.write_json()
@@ -192,12 +181,33 @@ class Grader:
         return [asdict(r) | {"name": r.name} for r in self.results]
 
 
+def _describe(item: pytest.Item) -> Result:
+    """The Result an item will give, before it runs: what it checks, and for how many points."""
+    mark = item.get_closest_marker("check")
+    points = mark.kwargs["points"]
+    if isinstance(points, dict):
+        points = next(points[v] for v in item.callspec.params.values() if v in points)
+    params = dict(item.callspec.params)
+    return Result(
+        number="",
+        category=mark.kwargs["category"],
+        title=(item.function.__doc__ or item.name).strip().splitlines()[0].rstrip("."),
+        mode=params.pop("mode"),
+        variant=", ".join(str(v) for v in params.values()),
+        points=0.0,
+        max_points=points,
+        status="not run",
+        feedback="",
+        hidden=mark.kwargs["hidden"],
+    )
+
+
 def _param(item: pytest.Item, name: str) -> str | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get(name) if callspec else None
 
 
-def _number(results: list[Result]) -> None:
+def number_results(results: list[Result]) -> None:
     """Numbers like "1.3": the category's place in the rubric, then the check's place within it."""
     order = list(CATEGORIES)
     rows: dict[str, list[str]] = {}

@@ -12,7 +12,7 @@ from autograder.rubric import check, expect
 @check("start-methods", points={"fork": 2, "spawn": 3, "forkserver": 3}, modes=("multiprocess",))
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def check_start_method(serve, mode, method):
-    """Start method"""
+    """Serves concurrently under the start method"""
     server = serve(mode, "--start-method", method)
     served(server, "/first", when=f"under --start-method {method}", timeout=5.0)
     with connect(server.address):

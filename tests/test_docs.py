@@ -1,0 +1,32 @@
+"""The README tells the truth: its rubric is the grader's, and its set-up commands are the ones CI runs."""
+
+import subprocess
+import sys
+
+from autograder import KIT
+
+
+def test_readme_rubric_is_the_graders_rubric():
+    rubric = subprocess.run(
+        [sys.executable, "-m", "autograder", "rubric"], cwd=KIT, capture_output=True, text=True, check=True
+    ).stdout
+    assert rubric.count("\n") > 20 and "| | **total** | | | | **100** |" in rubric
+    assert rubric in (KIT / "README.md").read_text()
+
+
+def test_readme_gives_the_two_set_up_commands_and_ci_runs_the_same_install_and_tests():
+    readme = (KIT / "README.md").read_text()
+    block = readme.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert len(block) == 2
+    install, tests = block
+    assert "python3 -m venv .venv" in install and "pip install -r requirements.txt" in install
+    assert "python -m autograder grade solution" in install
+    assert tests == ".venv/bin/python -m pytest"
+    ci = (KIT / ".ci" / "run").read_text()
+    assert "pip install --quiet -r requirements.txt" in ci and "python -m pytest" in ci
+
+
+def test_requirements_pin_every_package():
+    lines = [line for line in (KIT / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert lines and all("==" in line for line in lines)
+    assert {line.split("==")[0] for line in lines} >= {"locust", "nbgrader", "pytest", "psutil", "rich"}
