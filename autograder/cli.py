@@ -6,7 +6,60 @@ from pathlib import Path
 
 from autograder import ASSIGNMENT, MODES, SOLUTION
 
-COMMANDS = ("grade", "release", "rubric")
+COMMANDS = ("grade", "release", "rubric", "compare")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from autograder import compare
+
+    preset = compare.PRESETS[args.preset]
+    try:
+        run_time = compare.parse_duration(args.run_time) if args.run_time else preset["run_time"]
+    except ValueError as exc:
+        print(f"compare: {exc}", file=sys.stderr)
+        return 2
+    settings = compare.Settings(
+        users=args.users or preset["users"],
+        spawn_rate=args.spawn_rate or preset["spawn_rate"],
+        run_time=run_time,
+        min_wait=preset["min_wait"] if args.min_wait is None else args.min_wait,
+        max_wait=preset["max_wait"] if args.max_wait is None else args.max_wait,
+        processes=args.processes,
+        request_timeout=args.request_timeout,
+        work_ms=args.work_ms,
+        work_kind=args.work_kind,
+        start_method=args.start_method,
+    )
+    problems = [
+        f"{name} must be positive"
+        for name, value in (
+            ("--users", settings.users),
+            ("--spawn-rate", settings.spawn_rate),
+            ("--processes", settings.processes),
+        )
+        if value <= 0
+    ]
+    if not 0 <= settings.min_wait <= settings.max_wait:
+        problems.append("need 0 <= --min-wait <= --max-wait")
+    if settings.work_ms < 0 or settings.request_timeout <= 0:
+        problems.append("--work-ms must not be negative, --request-timeout must be positive")
+    if problems:
+        print(f"compare: {'; '.join(problems)}", file=sys.stderr)
+        return 2
+    console = Console()
+    try:
+        paths = compare.run(
+            args.submission, args.modes, settings, args.out, raise_limit=args.preset == "report", console=console
+        )
+    except compare.CompareError as exc:
+        print(f"compare: {exc}", file=sys.stderr)
+        return 1
+    print(paths["md"].read_text())
+    for kind in ("md", "csv", "json", "png"):
+        print(f"wrote {paths[kind]}")
+    return 0
 
 
 def cmd_rubric(args: argparse.Namespace) -> int:
@@ -107,6 +160,31 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--keep-logs", type=Path, metavar="DIR", help="copy the servers' output to DIR")
     grade.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
     grade.set_defaults(run=cmd_grade)
+
+    comp = commands.add_parser(
+        "compare",
+        help="run the same locust load against each mode and write a table, a CSV and a chart",
+        description="Presets: quick (the default: 100 users for 20 s, short waits, about a minute "
+        "for three modes) and report (the report's 10000 users at 1000/s, waits of 1-5 s). Options "
+        "given override the preset.",
+    )
+    comp.add_argument("submission", nargs="?", type=Path, default=SOLUTION, help="default: %(default)s")
+    comp.add_argument("--preset", choices=("quick", "report"), default="quick")
+    comp.add_argument("--users", type=int, help="simulated users")
+    comp.add_argument("--spawn-rate", type=float, help="users started per second (locust's old --hatch-rate)")
+    comp.add_argument("--run-time", help="e.g. 20s or 2m, ramp-up included (the figures leave the ramp out)")
+    comp.add_argument("--min-wait", type=float, help="seconds a user waits between requests, at least")
+    comp.add_argument("--max-wait", type=float, help="... and at most")
+    comp.add_argument(
+        "--request-timeout", type=float, default=10.0, help="seconds before a request fails (default: 10)"
+    )
+    comp.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    comp.add_argument("--processes", type=int, default=1, help="locust processes (its own workers; default: 1)")
+    comp.add_argument("--work-ms", type=float, default=0.0, help="work per request, in ms (default: none)")
+    comp.add_argument("--work-kind", choices=("io", "cpu"), default="io")
+    comp.add_argument("--start-method", choices=("fork", "spawn", "forkserver"), help="for the multiprocess server")
+    comp.add_argument("--out", type=Path, default=Path("results"), help="where the files go (default: %(default)s)")
+    comp.set_defaults(run=cmd_compare)
 
     rubric = commands.add_parser("rubric", help="print the rubric (every check and its points) as Markdown")
     rubric.set_defaults(run=cmd_rubric)
