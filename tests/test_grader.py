@@ -20,6 +20,9 @@ from conftest import mutant
 CATEGORIES = ("protocol", "concurrency", "hygiene", "start-methods", "load")
 
 
+RUN = f"test-{os.getpid()}"  # in the environment of every grading run of these tests, and so of their servers
+
+
 def grade(submission: Path, tmp_path: Path, *options: str, timeout: float = 150) -> tuple[dict, str, float]:
     """(results.json, what was printed, seconds) of one grading run."""
     out = tmp_path / "results.json"
@@ -30,7 +33,7 @@ def grade(submission: Path, tmp_path: Path, *options: str, timeout: float = 150)
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", "CONCURRENCY_LAB_TEST_RUN": RUN},
     )
     seconds = time.monotonic() - start
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -45,11 +48,12 @@ def by_category(results: dict) -> dict[str, list[dict]]:
 
 
 def leftovers() -> list[int]:
-    """Processes started by any server of a grading run that are still alive."""
+    """Processes of servers started by these tests' grading runs that are still alive."""
     alive = []
     for proc in psutil.process_iter():
         try:
-            if TAG in proc.environ() and proc.status() != psutil.STATUS_ZOMBIE:
+            env = proc.environ()
+            if TAG in env and env.get("CONCURRENCY_LAB_TEST_RUN") == RUN and proc.status() != psutil.STATUS_ZOMBIE:
                 alive.append(proc.pid)
         except psutil.Error:
             continue
@@ -331,6 +335,22 @@ def test_a_fork_bomb_is_capped_graded_and_cleaned_up(tmp_path):
     assert "grader fault" not in printed
     assert results["score"] == 0 and seconds < 120
     assert any("processes and threads" in t["output"] for t in results["tests"]), results["tests"]
+    assert leftovers() == []
+
+
+def test_a_child_that_escapes_into_its_own_session_is_found_and_killed(tmp_path):
+    escape = (
+        "    import os, time\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(600)\n"
+        "        os._exit(0)\n"
+        "    while (client"
+    )
+    submission = mutant(tmp_path / "sub", "single_server.py", "    while (client", escape)
+    results, printed, _ = grade(submission, tmp_path, "--mode", "single", "--check", "echo")
+    assert results["score"] == 2 and "grader fault" not in printed
     assert leftovers() == []
 
 
