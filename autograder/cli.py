@@ -6,7 +6,40 @@ from pathlib import Path
 
 from autograder import ASSIGNMENT, MODES, SOLUTION
 
-COMMANDS = ("grade", "release", "rubric", "compare")
+COMMANDS = ("grade", "release", "rubric", "compare", "course")
+
+
+def cmd_course(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from autograder import course
+
+    try:
+        if args.action == "init":
+            course.init(args.course, args.assignment)
+            print(f"wrote {args.course}/nbgrader_config.py and {args.course}/source/{args.assignment}/")
+            print(f"next: cd {args.course} && nbgrader generate_assignment {args.assignment}")
+            return 0
+        console = Console()
+        progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("{task.description}"), console=console)  # fmt: skip
+        with progress:
+            task = progress.add_task("", total=len(args.student) if args.student else None)
+
+            def done(result) -> None:
+                score = "not gradable" if result.score is None else f"{result.score:g}/{result.max_score:g}"
+                progress.update(task, advance=1, description=f"{result.student}: {score}")
+                progress.console.print(f"{result.student}: {score} {result.note}".rstrip(), markup=False)
+
+            options = [f"--mode={m}" for m in args.mode or ()] + [f"--check={c}" for c in args.check or ()]
+            results = course.grade(args.course, args.assignment, args.student, options, on_student=done)
+    except course.CourseError as exc:
+        print(f"course: {exc}", file=sys.stderr)
+        return 1
+    print(f"scores in {args.course}/server_scores_{args.assignment}.csv and gradebook.db; "
+          f"{sum(r.score is None for r in results)} not gradable")  # fmt: skip
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -185,6 +218,20 @@ def parser() -> argparse.ArgumentParser:
     comp.add_argument("--start-method", choices=("fork", "spawn", "forkserver"), help="for the multiprocess server")
     comp.add_argument("--out", type=Path, default=Path("results"), help="where the files go (default: %(default)s)")
     comp.set_defaults(run=cmd_compare)
+
+    course = commands.add_parser("course", help="the course workflow on nbgrader")
+    actions = course.add_subparsers(dest="action", required=True)
+    init = actions.add_parser("init", help="create an nbgrader course folder for the kit")
+    init.add_argument("course", type=Path, metavar="COURSE_DIR")
+    init.add_argument("--assignment", default="concurrency-lab", help="its name (default: %(default)s)")
+    init.set_defaults(run=cmd_course)
+    batch = actions.add_parser("grade", help="autograde the notebooks, grade the servers, fill the gradebook")
+    batch.add_argument("course", type=Path, metavar="COURSE_DIR")
+    batch.add_argument("assignment", metavar="NAME")
+    batch.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
+    batch.add_argument("--mode", action="append", choices=MODES, help="grade only this mode (repeatable)")
+    batch.add_argument("--check", action="append", metavar="NAME", help="only these checks (repeatable)")
+    batch.set_defaults(run=cmd_course)
 
     rubric = commands.add_parser("rubric", help="print the rubric (every check and its points) as Markdown")
     rubric.set_defaults(run=cmd_rubric)

@@ -10,9 +10,10 @@ import ast
 from pathlib import Path
 
 import nbformat
-from nbgrader.preprocessors import ClearSolutions
+from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions, LockCells
 
 BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"
+PATTERNS = ("*.py", "*.ipynb")  # what release writes, and so owns, in the assignment folder
 
 
 class ReleaseError(Exception):
@@ -58,8 +59,24 @@ def verify(name: str, source: str, skeleton: str) -> None:
         raise ReleaseError(f"{name}: the skeleton does not parse: {exc}") from None
 
 
+def student_notebook(source: str) -> str:
+    """The student's copy of an nbgrader notebook: solutions, hidden tests and outputs cleared, by
+    nbgrader's own preprocessors (those `nbgrader generate_assignment` runs), then verified."""
+    notebook = nbformat.reads(source, as_version=4)
+    try:
+        for preprocessor in (LockCells(), ClearSolutions(), ClearHiddenTests(), ClearMarkScheme(), ClearOutput()):
+            notebook, _ = preprocessor.preprocess(notebook, {})
+    except RuntimeError as exc:
+        raise ReleaseError(f"report.ipynb: {exc}") from None
+    text = nbformat.writes(notebook) + "\n"
+    for marker in (BEGIN, END, "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME"):
+        if marker in text:
+            raise ReleaseError(f"the notebook still holds a '{marker}' marker")
+    return text
+
+
 def generate(solution: Path) -> dict[str, str]:
-    """The skeleton of every .py file in solution, by file name, verified."""
+    """The student's copy of every .py file and notebook in solution, by file name, verified."""
     skeletons = {}
     for path in sorted(solution.glob("*.py")):
         source = path.read_text(encoding="utf-8")
@@ -69,12 +86,14 @@ def generate(solution: Path) -> dict[str, str]:
         verify(path.name, source, skeletons[path.name])
     if not skeletons:
         raise ReleaseError(f"no .py file in {solution}")
+    for path in sorted(solution.glob("*.ipynb")):
+        skeletons[path.name] = student_notebook(path.read_text(encoding="utf-8"))
     return skeletons
 
 
 def differences(skeletons: dict[str, str], out: Path) -> list[str]:
     """The names of the files in out that differ from skeletons, are missing, or are extra."""
-    present = {path.name for path in out.glob("*.py")} if out.is_dir() else set()
+    present = {path.name for pattern in PATTERNS for path in out.glob(pattern)} if out.is_dir() else set()
     changed = [
         name for name in skeletons if name not in present or (out / name).read_text(encoding="utf-8") != skeletons[name]
     ]
@@ -84,7 +103,7 @@ def differences(skeletons: dict[str, str], out: Path) -> list[str]:
 def write(skeletons: dict[str, str], out: Path) -> None:
     """Make out hold exactly the skeletons (other .py files in it are removed)."""
     out.mkdir(parents=True, exist_ok=True)
-    for path in out.glob("*.py"):
+    for path in [path for pattern in PATTERNS for path in out.glob(pattern)]:
         if path.name not in skeletons:
             path.unlink()
     for name, text in skeletons.items():

@@ -18,11 +18,10 @@ def test_a_held_client_does_not_block_others_in_the_concurrent_modes(start_serve
         time.sleep(0.3)
         reply = exchange(server.address, get(), timeout=2.0)
         assert reply.status_line == b"HTTP/1.1 200 OK" and reply.closed
-        processes, threads = workers(server)
-        if concurrent_mode == "multiprocess":
-            assert processes == 2 and threads == 1  # a child per held client, no extra thread
-        else:
-            assert processes == 0 and threads == 3  # a thread per held client, no child
+        # a child per held client and no extra thread, or a thread per held client and no child
+        # (the child or thread that served the GET may take a moment to be gone)
+        expected = (2, 1) if concurrent_mode == "multiprocess" else (0, 3)
+        assert eventually(lambda: workers(server) == expected), workers(server)
 
 
 def test_the_single_server_serves_one_client_at_a_time(start_server):

@@ -1,0 +1,136 @@
+"""The course workflow on nbgrader, end to end in a temporary folder: init, generate_assignment, three
+students' submissions, `course grade`, feedback and export. nbgrader runs for real, as subprocesses."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder import ASSIGNMENT, KIT, SERVER_FILES, SOLUTION
+from autograder.course import environment, verify_no_solution
+
+from conftest import mutant
+
+NAME = "lab"
+
+
+def run(*args, cwd: Path = KIT, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=300, env=environment())
+    if check:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(sys.executable, "-m", "nbgrader", *args, cwd=course, check=check)
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory) -> Path:
+    """A real compare.json: the notebook reads the measurements of the student's own servers."""
+    out = tmp_path_factory.mktemp("compare")
+    run(
+        sys.executable,
+        "-m",
+        "autograder",
+        "compare",
+        "--users",
+        "5",
+        "--spawn-rate",
+        "5",
+        "--run-time",
+        "2s",
+        "--out",
+        out,
+    )
+    return out / "compare.json"
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory, measured) -> Path:
+    """A course after init, generate_assignment, three submissions, and `course grade`."""
+    course = tmp_path_factory.mktemp("course")
+    run(sys.executable, "-m", "autograder", "course", "init", course, "--assignment", NAME)
+    nbgrader(course, "generate_assignment", NAME)
+    students = {
+        "alice": SOLUTION,  # the reference, notebook answered
+        "bob": course / "release" / NAME,  # the release as it was handed out, nothing filled in
+        "carol": mutant(  # the reference, but the parent keeps its copy of the client socket
+            course / "carol-work",
+            "multiprocess_server.py",
+            "        conn.close()  # The parent closes its copy of the client socket (important!)\n",
+            "",
+        ),
+    }
+    for student, files in students.items():
+        folder = course / "submitted" / student / NAME
+        folder.mkdir(parents=True)
+        for name in SERVER_FILES:
+            shutil.copyfile(files / name, folder / name)
+        notebook = SOLUTION / "report.ipynb" if student != "bob" else files / "report.ipynb"
+        shutil.copyfile(notebook, folder / "report.ipynb")
+        (folder / "results").mkdir()
+        shutil.copyfile(measured, folder / "results" / "compare.json")
+        (folder / "timestamp.txt").write_text("2026-11-26 10:00:00.000000 UTC")
+    grading = ["--mode", "multiprocess", "--check", "protocol"]  # a part, to keep the kit's tests short
+    run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, *grading)
+    return course
+
+
+def test_the_release_holds_skeletons_and_a_student_notebook_with_no_solution(course):
+    released = course / "release" / NAME
+    assert sorted(p.name for p in released.iterdir()) == sorted([*SERVER_FILES, "report.ipynb"])
+    assert verify_no_solution(released) == []
+    for name in SERVER_FILES:
+        assert (released / name).read_text() == (ASSIGNMENT / name).read_text()
+
+
+def test_a_release_that_would_hold_solution_code_fails_and_leaves_nothing(tmp_path):
+    run(sys.executable, "-m", "autograder", "course", "init", tmp_path, "--assignment", NAME)
+    handler = tmp_path / "source" / NAME / "handler.py"
+    handler.write_text(handler.read_text().replace("    ### END SOLUTION\n", "", 1))  # a region never closed
+    done = nbgrader(tmp_path, "generate_assignment", NAME, check=False)
+    assert done.returncode != 0
+    assert "release of lab removed: encountered nested begin solution statements" in done.stderr
+    assert not (tmp_path / "release" / NAME).exists()
+
+
+def test_course_grade_records_each_students_server_score_and_the_export_adds_it_up(course):
+    scores = {
+        row["student"]: row for row in csv.DictReader((course / f"server_scores_{NAME}.csv").read_text().splitlines())
+    }
+    assert {s: scores[s]["score"] for s in scores} == {"alice": "12", "bob": "0", "carol": "10"}
+    assert scores["carol"]["protocol"] == "10" and scores["carol"]["note"] == ""
+    nbgrader(course, "export")
+    grades = {row["student_id"]: row for row in csv.DictReader((course / "grades.csv").read_text().splitlines())}
+    # the notebook's autograded tests (2 + 2 points) and the servers' score (out of 12 here)
+    assert {s: float(grades[s]["raw_score"]) for s in grades} == {"alice": 16.0, "bob": 0.0, "carol": 14.0}
+    assert float(grades["alice"]["max_score"]) == 112.0  # 4 autograded + 8 written + 100 for the servers
+
+
+def test_feedback_explains_the_lost_points_and_never_hands_out_the_solution(course):
+    nbgrader(course, "generate_feedback", NAME)
+    carol = (course / "feedback" / "carol" / NAME / "server-checks.txt").read_text()
+    assert "does the parent close its copy of the socket after starting the child?" in carol
+    bob = course / "feedback" / "bob" / NAME
+    assert (bob / "report.html").exists() and (bob / "server-checks.txt").exists()
+    assert verify_no_solution(bob) == []  # his own unfilled files, not the instructor's
+    autograded = course / "autograded" / "bob" / NAME / "handler.py"
+    assert autograded.read_text() == (ASSIGNMENT / "handler.py").read_text()
+
+
+def test_grading_again_is_idempotent_and_a_grader_failure_keeps_the_earlier_score(course):
+    results = course / "autograder" / NAME / "alice" / "results.json"
+    before = json.loads(results.read_text())["score"]
+    (course / "submitted" / "alice" / NAME / "handler.py").write_text("def broken(:\n")
+    done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "alice",
+               "--mode", "multiprocess", "--check", "echo")  # fmt: skip
+    assert "alice: 12/12 not gradable: handler.py does not parse" in done.stdout
+    assert json.loads(results.read_text())["score"] == before
+    nbgrader(course, "export")
+    grades = {row["student_id"]: row for row in csv.DictReader((course / "grades.csv").read_text().splitlines())}
+    assert float(grades["alice"]["raw_score"]) == 16.0
