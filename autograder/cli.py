@@ -163,6 +163,19 @@ def cmd_release(args: argparse.Namespace) -> int:
         f"wrote {len(skeletons)} skeletons to {args.out}"
         + (f" ({', '.join(changed)} changed)" if changed else " (no change)")
     )
+    if args.student_bundle or args.gradescope:
+        from autograder import bundles
+
+        try:
+            if args.student_bundle:
+                files = bundles.student_bundle(args.student_bundle)
+                print(f"wrote {args.student_bundle} ({len(files)} files; `python -m autograder` in it self-checks)")
+            if args.gradescope:
+                files = bundles.gradescope_bundle(args.gradescope)
+                print(f"wrote {args.gradescope} ({len(files)} files; setup.sh and run_autograder at its root)")
+        except release.ReleaseError as exc:
+            print(f"release failed: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -176,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
     release.add_argument(
         "--check", action="store_true", help="write nothing; fail if --out differs from a fresh generation"
     )
+    release.add_argument("--student-bundle", type=Path, metavar="OUT.zip", help="also write the students' zip")
+    release.add_argument("--gradescope", type=Path, metavar="OUT.zip", help="also write Gradescope's autograder zip")
     release.set_defaults(run=cmd_release)
 
     grade = commands.add_parser("grade", help="grade a submission (the default command)")
@@ -201,7 +216,8 @@ def parser() -> argparse.ArgumentParser:
         "for three modes) and report (the report's 10000 users at 1000/s, waits of 1-5 s). Options "
         "given override the preset.",
     )
-    comp.add_argument("submission", nargs="?", type=Path, default=SOLUTION, help="default: %(default)s")
+    default = SOLUTION if SOLUTION.is_dir() else ASSIGNMENT  # students' bundles have no solution/
+    comp.add_argument("submission", nargs="?", type=Path, default=default, help="default: %(default)s")
     comp.add_argument("--preset", choices=("quick", "report"), default="quick")
     comp.add_argument("--users", type=int, help="simulated users")
     comp.add_argument("--spawn-rate", type=float, help="users started per second (locust's old --hatch-rate)")

@@ -38,8 +38,9 @@ def test_release_writes_into_a_folder_and_reports_what_changed(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "autograder", "release", "--out", out], cwd=KIT, capture_output=True, text=True
     )
-    assert run.returncode == 0 and "wrote 4 skeletons" in run.stdout
-    assert all((out / name).read_text() == (ASSIGNMENT / name).read_text() for name in SERVER_FILES)
+    assert run.returncode == 0 and "wrote 5 skeletons" in run.stdout
+    for name in [*SERVER_FILES, "report.ipynb"]:
+        assert (out / name).read_text() == (ASSIGNMENT / name).read_text()
     (out / "handler.py").write_text("stale")
     check = subprocess.run(
         [sys.executable, "-m", "autograder", "release", "--check", "--out", out],
@@ -92,3 +93,20 @@ def test_filled_dispatch_with_an_unfilled_handler_says_which_task_is_missing(sta
         time.sleep(0.3)
         assert "handle_client() in handler.py is not implemented yet: closing the connection" in server.output()
         assert server.popen.poll() is None
+
+
+def test_the_student_notebook_keeps_the_visible_tests_and_loses_answers_hidden_tests_and_outputs():
+    import nbformat
+
+    source = nbformat.read(SOLUTION / "report.ipynb", as_version=4)
+    student = nbformat.read(ASSIGNMENT / "report.ipynb", as_version=4)
+    assert [c.metadata["nbgrader"]["grade_id"] for c in student.cells] == [
+        c.metadata["nbgrader"]["grade_id"] for c in source.cells
+    ]
+    text = "\n".join(c.source for c in student.cells)
+    assert "BEGIN HIDDEN TESTS" not in text and "max(rps, key=rps.get)" not in text
+    assert 'assert set(rps) == {row["mode"] for row in rows}' in text  # the visible test stays
+    answers = [c for c in student.cells if c.metadata["nbgrader"]["solution"] and c.cell_type == "markdown"]
+    assert answers and all(c.source == "YOUR ANSWER HERE" for c in answers)
+    assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
+    assert "import locust" not in text and "_server.py" not in text  # it only reads files

@@ -1,0 +1,122 @@
+"""What leaves the instructor's hands: the students' bundle and the Gradescope autograder, as zips.
+
+Neither ever holds solution/: each bundle is checked for solution code before it is written.
+"""
+
+import zipfile
+from pathlib import Path
+
+from autograder import ASSIGNMENT, KIT, SOLUTION, release
+
+# the grader's own requirements (no nbgrader, no matplotlib): they install on Python 3.10 too
+GRADER_PACKAGES = ("locust", "pytest", "pytest-timeout", "psutil", "rich", "requests")
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once, when it builds the autograder image (Ubuntu, as root).
+set -euo pipefail
+apt-get update -qq
+apt-get install -y -qq python3 python3-venv python3-pip
+python3 -m venv /autograder/venv
+/autograder/venv/bin/pip install --quiet -r /autograder/source/requirements-grader.txt
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for each submission; it writes /autograder/results/results.json.
+# Options given to it go to `python -m autograder grade` (e.g. --mode single).
+set -uo pipefail
+root=${AUTOGRADER_ROOT:-/autograder}
+python=${PYTHON:-$root/venv/bin/python}
+handler=$(find "$root/submission" -name handler.py -not -path '*/__MACOSX/*' | head -n 1)
+submission=$(dirname "${handler:-$root/submission/handler.py}")
+mkdir -p "$root/results"
+cd "$root/source"
+"$python" -m autograder grade "$submission" --json "$root/results/results.json" "$@" 2> "$root/results/stderr.txt"
+status=$?
+cat "$root/results/stderr.txt" >&2
+if [ "$status" -eq 2 ]; then  # not gradable: still give Gradescope a results.json that says why
+  "$python" -m autograder.bundles not-gradable "$(tail -n 1 "$root/results/stderr.txt")" "$root/results/results.json"
+fi
+exit 0
+"""
+
+
+def _grader_files() -> list[Path]:
+    package = KIT / "autograder"
+    return sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def _requirements(packages: tuple[str, ...] | None = None) -> str:
+    lines = (KIT / "requirements.txt").read_text().splitlines()
+    pins = [line for line in lines if line and not line.startswith("#")]
+    if packages is not None:
+        pins = [pin for pin in pins if pin.split("==")[0] in packages]
+    return "\n".join(pins) + "\n"
+
+
+def leaked(name: str, data: bytes) -> bool:
+    """Whether a file of a bundle gives a solution away: a copy of a solution file (by its name) that
+    holds a solution marker, hidden tests, or a line that only a solution region has."""
+    reference = SOLUTION / Path(name).name
+    if not reference.is_file():
+        return False
+    text = data.decode("utf-8", errors="replace")
+    if release.BEGIN in text or "BEGIN HIDDEN TESTS" in text:
+        return True
+    only_in_solution = release.solution_lines(reference.read_text()) if reference.suffix == ".py" else set()
+    return bool(only_in_solution & {line.strip() for line in text.splitlines()})
+
+
+def _write(out: Path, files: dict[str, bytes | str], executable: tuple[str, ...] = ()) -> None:
+    staging = {name: data.encode() if isinstance(data, str) else data for name, data in files.items()}
+    leaks = [name for name, data in staging.items() if leaked(name, data)]
+    if leaks:
+        raise release.ReleaseError(f"solution code in {', '.join(leaks)}: no bundle written")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, data in sorted(staging.items()):
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.external_attr = (0o755 if name in executable else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            bundle.writestr(info, data)
+
+
+def student_bundle(out: Path) -> list[str]:
+    """The skeletons, the notebook, the locustfile, the handouts, the requirements and the grader."""
+    files: dict[str, bytes | str] = {}
+    for path in sorted(ASSIGNMENT.iterdir()):
+        if path.is_file():
+            files[f"concurrency-lab/assignment/{path.name}"] = path.read_bytes()
+    for name in ("locustfile.py", "requirements.txt", "pyproject.toml"):
+        files[f"concurrency-lab/{name}"] = (KIT / name).read_bytes()
+    for path in sorted(KIT.glob("handout*.md")):
+        files[f"concurrency-lab/{path.name}"] = path.read_bytes()
+    for path in _grader_files():
+        files[f"concurrency-lab/{path.relative_to(KIT)}"] = path.read_bytes()
+    _write(out, files)
+    return sorted(files)
+
+
+def gradescope_bundle(out: Path) -> list[str]:
+    """setup.sh and run_autograder at the root, the grader and the locustfile in source/ beside them."""
+    files: dict[str, bytes | str] = {"setup.sh": SETUP_SH, "run_autograder": RUN_AUTOGRADER}
+    files["requirements-grader.txt"] = _requirements(GRADER_PACKAGES)
+    files["locustfile.py"] = (KIT / "locustfile.py").read_bytes()
+    for path in _grader_files():
+        files[str(path.relative_to(KIT))] = path.read_bytes()
+    _write(out, files, executable=("setup.sh", "run_autograder"))
+    return sorted(files)
+
+
+def check_extracted(folder: Path) -> list[str]:
+    """The files of an extracted bundle that give a solution away (none, normally)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return [str(p.relative_to(folder)) for p in files if leaked(p.name, p.read_bytes())]
+
+
+if __name__ == "__main__":  # run_autograder's fallback: python -m autograder.bundles not-gradable REASON PATH
+    import json
+    import sys
+
+    if sys.argv[1:2] == ["not-gradable"] and len(sys.argv) == 4:
+        results = {"score": 0, "output": sys.argv[2], "tests": [], "visibility": "visible"}
+        Path(sys.argv[3]).write_text(json.dumps(results, indent=2))

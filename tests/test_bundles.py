@@ -1,0 +1,87 @@
+"""The zips that leave the instructor's hands: the students' bundle and Gradescope's autograder."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from autograder import KIT, SERVER_FILES, SOLUTION
+from autograder.bundles import check_extracted, gradescope_bundle, student_bundle
+
+
+def test_the_student_bundle_has_the_skeletons_and_the_grader_and_no_solution(tmp_path):
+    files = student_bundle(tmp_path / "lab.zip")
+    assert "concurrency-lab/assignment/report.ipynb" in files and "concurrency-lab/locustfile.py" in files
+    assert not any("/solution/" in name or "/tests/" in name for name in files)
+    with zipfile.ZipFile(tmp_path / "lab.zip") as bundle:
+        bundle.extractall(tmp_path / "x")
+    kit = tmp_path / "x" / "concurrency-lab"
+    assert check_extracted(kit) == []
+    self_check = subprocess.run(
+        [sys.executable, "-m", "autograder", "--mode", "single", "--check", "echo"],
+        cwd=kit,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert self_check.returncode == 0, self_check.stderr
+    printed = " ".join(self_check.stdout.split())
+    assert "0 / 2 points" in printed and "serve() in single_server.py is not implemented yet" in printed
+
+
+def gradescope(tmp_path, submission_files, *options):
+    """Run the bundle's run_autograder as Gradescope would, with /autograder moved to tmp_path."""
+    gradescope_bundle(tmp_path / "autograder.zip")
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as bundle:
+        bundle.extractall(tmp_path / "source")
+    assert {"setup.sh", "run_autograder", "requirements-grader.txt"} <= {
+        p.name for p in (tmp_path / "source").iterdir()
+    }
+    folder = tmp_path / "submission" / "my-lab"  # students often zip a folder
+    folder.mkdir(parents=True)
+    for path in submission_files:
+        shutil.copyfile(path, folder / path.name)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(tmp_path), "PYTHON": sys.executable}
+    run = subprocess.run(
+        ["bash", tmp_path / "source" / "run_autograder", *options], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads((tmp_path / "results" / "results.json").read_text())
+
+
+def test_run_autograder_grades_a_submission_into_gradescopes_results_json(tmp_path):
+    results = gradescope(tmp_path, [SOLUTION / name for name in SERVER_FILES], "--mode", "single", "--check", "echo")
+    assert results["score"] == 2 and results["tests"][0]["status"] == "passed"
+
+
+def test_run_autograder_says_why_a_submission_is_not_gradable(tmp_path):
+    results = gradescope(tmp_path, [SOLUTION / "single_server.py"])
+    assert results["score"] == 0 and results["output"].startswith("not gradable: missing handler.py")
+
+
+def test_the_grader_requirements_leave_out_nbgrader_and_pin_the_rest(tmp_path):
+    gradescope_bundle(tmp_path / "autograder.zip")
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as bundle:
+        pins = bundle.read("requirements-grader.txt").decode().split()
+    assert all("==" in pin for pin in pins) and not any(pin.startswith("nbgrader") for pin in pins)
+    assert {pin.split("==")[0] for pin in pins} == {"locust", "pytest", "pytest-timeout", "psutil", "rich", "requests"}
+    assert (KIT / "requirements.txt").read_text().count("==") > len(pins)
+
+
+def test_a_bundle_holding_a_solution_file_is_refused(tmp_path):
+    from autograder import ASSIGNMENT, release
+    from autograder.bundles import _write, leaked
+
+    assert leaked("concurrency-lab/assignment/handler.py", (SOLUTION / "handler.py").read_bytes())
+    assert not leaked("concurrency-lab/assignment/handler.py", (ASSIGNMENT / "handler.py").read_bytes())
+    stripped_markers = (
+        (SOLUTION / "handler.py").read_text().replace("### BEGIN SOLUTION\n", "").replace("### END SOLUTION\n", "")
+    )
+    assert leaked("handler.py", stripped_markers.encode())  # the solution lines give it away without markers
+    with pytest.raises(release.ReleaseError, match=r"solution code in handler\.py"):
+        _write(tmp_path / "x.zip", {"handler.py": (SOLUTION / "handler.py").read_bytes()})
+    assert not (tmp_path / "x.zip").exists()
