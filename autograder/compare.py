@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autograder import KIT
-from autograder.harness import Server
+from autograder.harness import Server, ServerError
 
 PRESETS = {
     # users, spawn rate, run time (s), wait between requests of a user (s): min, max
@@ -130,7 +130,10 @@ def run_mode(submission: Path, mode: str, settings: Settings, work: Path, on_tic
     server = Server(submission / f"{mode}_server.py", args, work / "logs")
     summary = work / f"{mode}.json"
     try:
-        server.start()
+        try:
+            server.start()
+        except ServerError as exc:
+            raise CompareError(f"{mode}_server.py did not start: it {exc}; {server.errors().strip()[-300:]}") from None
         cpu_before, start = children_cpu(), time.monotonic()
         with open(work / f"locust-{mode}.log", "wb") as log:
             locust = subprocess.Popen(

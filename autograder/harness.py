@@ -126,7 +126,7 @@ class Server:
     def __init__(
         self, script: Path, args: list[str], log_dir: Path, cwd: Path | None = None, limits: Limits | None = None
     ):
-        self.script, self.args, self.log_dir = Path(script), list(args), Path(log_dir)
+        self.script, self.args, self.log_dir = Path(script).resolve(), list(args), Path(log_dir)
         self.cwd = Path(cwd) if cwd else self.script.parent
         self.limits = limits
         self.tag = uuid.uuid4().hex

@@ -92,3 +92,18 @@ def test_bad_settings_are_refused_before_anything_starts(tmp_path, options, mess
         timeout=30,
     )
     assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_server_that_does_not_start_is_a_clear_error_not_a_traceback(tmp_path):
+    from conftest import mutant
+
+    broken = mutant(tmp_path / "sub", "single_server.py", "    run(serve, __doc__)\n", "    raise SystemExit(3)\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "autograder", "compare", broken, "--modes", "single", "--out", tmp_path / "out"],
+        cwd=KIT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1 and "single_server.py did not start: it exited with status 3" in run.stderr
+    assert "Traceback" not in run.stderr
