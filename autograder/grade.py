@@ -148,11 +148,6 @@ def feedback(grader: Grader) -> list[str]:
     return [f"{r.number} {r.name}: {r.feedback}" for r in grader.results if r.status != "passed"]
 
 
-def category_scores(grader: Grader) -> dict[str, tuple[float, float]]:
-    """(earned, possible) points per category, in the rubric's order."""
-    return _category_totals(grader.results)
-
-
 def rubric() -> str:
     """The rubric as a Markdown table, read from the checks' own marks (the one source of points)."""
     with tempfile.TemporaryDirectory(prefix="concurrency-lab-") as tmp:

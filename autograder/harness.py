@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,17 +303,3 @@ def _alive(proc: psutil.Process) -> bool:
     with contextlib.suppress(psutil.Error):
         return proc.status() != psutil.STATUS_ZOMBIE
     return False
-
-
-@contextlib.contextmanager
-def running(
-    script: Path, args: list[str], log_dir: Path, limits: Limits | None = None, ready_timeout: float = 10.0
-) -> Iterator[Server]:
-    """A started server, killed with its whole tree afterwards, however the block ends."""
-    server = Server(script, args, log_dir, limits=limits)
-    try:
-        yield server.start(ready_timeout)
-    finally:
-        left = server.kill()
-        if left:
-            raise ServerError(f"processes {left} of {server.script.name} survived SIGKILL")

@@ -5,7 +5,6 @@ still leaves one)."""
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -176,9 +175,6 @@ class Grader:
         partial = self.json_path.with_suffix(".partial")
         partial.write_text(json.dumps(results, indent=2))
         partial.replace(self.json_path)  # never a half-written results.json
-
-    def summary(self) -> list[dict]:
-        return [asdict(r) | {"name": r.name} for r in self.results]
 
 
 def _describe(item: pytest.Item) -> Result:

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from autograder.checks.probes import eventually
 from autograder.client import connect, exchange, get, read_until_close
 
 
@@ -72,13 +73,3 @@ def test_multiprocess_works_under_each_start_method(start_server, method):
         assert reply.status_line == b"HTTP/1.1 200 OK" and reply.body == get("/method") and reply.closed
         assert eventually(lambda: workers(server)[0] == 1), "only the held client's child should be left"
     assert server.stop() == 0
-
-
-def eventually(condition, timeout: float = 3.0) -> bool:
-    """Whether condition() becomes true within timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
