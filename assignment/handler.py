@@ -122,12 +122,16 @@ def client_errors_logged(addr: Address) -> Iterator[None]:
         log(f"Client {addr}", "Error", f"no complete request within {IDLE_TIMEOUT:g} s: closing")
     except ConnectionError as exc:  # BrokenPipeError, ConnectionResetError, ...
         log(f"Client {addr}", "Error", f"connection lost ({type(exc).__name__})")
-    except NotImplementedError as exc:
-        log(f"Client {addr}", "Error", f"{not_implemented(exc)}: closing the connection")
-    except Exception as exc:  # a bug: say where, in one line
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        where = f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}()"
-        log(f"Client {addr}", "Error", f"{type(exc).__name__}: {exc} ({where})")
+    except Exception as exc:  # not implemented yet, or a bug: say where, in one line
+        log(f"Client {addr}", "Error", describe(exc))
+
+
+def describe(exc: Exception) -> str:
+    """An error of one client, in one line that says where it happened."""
+    if isinstance(exc, NotImplementedError):
+        return f"{not_implemented(exc)}: closing the connection"
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{type(exc).__name__}: {exc} ({Path(frame.filename).name}:{frame.lineno} in {frame.name}())"
 
 
 def not_implemented(exc: NotImplementedError) -> str:
@@ -143,8 +147,7 @@ def do_work() -> None:
     cpu: compute for that much CPU time of this thread; under the GIL, threads of one process
     take turns at it, while processes run side by side on several cores.
     """
-    ms, kind = os.environ.get(WORK_ENV, "0 io").split()
-    seconds = float(ms) / 1000
+    seconds, kind = work_setting()
     if seconds <= 0:
         return
     if kind == "io":
@@ -153,6 +156,12 @@ def do_work() -> None:
     deadline = time.thread_time() + seconds
     while time.thread_time() < deadline:
         sum(i * i for i in range(1000))
+
+
+def work_setting() -> tuple[float, str]:
+    """(seconds, kind) of the per-request work that --work-ms and --work-kind set."""
+    ms, kind = os.environ.get(WORK_ENV, "0 io").split()
+    return float(ms) / 1000, kind
 
 
 class Listener:
@@ -180,9 +189,10 @@ class Listener:
         self.stopping = False
         self.on_child_exit = on_child_exit
 
-        # A signal writes a byte to _wake_w, which wakes the select() in accept().
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
+        # A signal writes a byte to _wake_w, which wakes the select() in accept() (or in an event
+        # loop that watches self.wakeup).
+        self.wakeup, self._wake_w = socket.socketpair()
+        self.wakeup.setblocking(False)
         self._wake_w.setblocking(False)
         signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         # Set both explicitly: a server started in the background by a script inherits SIGINT ignored.
@@ -192,7 +202,7 @@ class Listener:
             signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # only to wake select()
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.sock, selectors.EVENT_READ)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._selector.register(self.wakeup, selectors.EVENT_READ)
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -201,33 +211,42 @@ class Listener:
         """The next client as (conn, addr), or None once the server is asked to stop."""
         while not self.stopping:
             events = self._selector.select()
-            if any(key.fileobj is self._wake_r for key, _ in events):
-                signals = b""
-                with contextlib.suppress(BlockingIOError):
-                    signals = self._wake_r.recv(4096)  # one byte per signal: its number
-                if signal.SIGCHLD in signals and self.on_child_exit is not None:
-                    self.on_child_exit()
+            if any(key.fileobj is self.wakeup for key, _ in events):
+                self.woken()
                 continue  # look at self.stopping again before accepting anyone
-            try:
-                conn, addr = self.sock.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                continue  # the client went away before we took it
-            except OSError as exc:  # e.g. too many open files: say so, let some clients finish
-                log("Server", "Error", f"accept() failed: {exc}")
-                time.sleep(0.1)
-                continue
-            conn.setblocking(True)
-            return conn, addr
+            client = self.accept_ready()
+            if client is not None:
+                client[0].setblocking(True)
+                return client
         return None
+
+    def woken(self) -> None:
+        """Read what signals wrote to self.wakeup, and call on_child_exit if a child exited."""
+        signals = b""
+        with contextlib.suppress(BlockingIOError):
+            signals = self.wakeup.recv(4096)  # one byte per signal: its number
+        if signal.SIGCHLD in signals and self.on_child_exit is not None:
+            self.on_child_exit()
+
+    def accept_ready(self) -> tuple[socket.socket, Address] | None:
+        """A client waiting in the listen queue, or None if there is none (the socket never blocks)."""
+        try:
+            return self.sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return None  # nobody there, or the client went away before we took it
+        except OSError as exc:  # e.g. too many open files: say so, let some clients finish
+            log("Server", "Error", f"accept() failed: {exc}")
+            time.sleep(0.1)
+            return None
 
     def close(self) -> None:
         signal.set_wakeup_fd(-1)
         self._selector.close()
-        for sock in (self.sock, self._wake_r, self._wake_w):
+        for sock in (self.sock, self.wakeup, self._wake_w):
             sock.close()
 
 
-def parse_args(description: str, start_method: bool) -> argparse.Namespace:
+def parse_args(description: str, options: tuple[tuple[str, dict], ...]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument(
@@ -239,14 +258,8 @@ def parse_args(description: str, start_method: bool) -> argparse.Namespace:
     parser.add_argument(
         "--work-kind", choices=("io", "cpu"), default="io", help="io: sleep; cpu: compute (default: %(default)s)"
     )
-    if start_method:
-        methods = multiprocessing.get_all_start_methods()
-        parser.add_argument(
-            "--start-method",
-            choices=methods,
-            default=methods[0],
-            help="how child processes start (default: %(default)s)",
-        )
+    for flag, settings in options:
+        parser.add_argument(flag, **settings)
     args = parser.parse_args()
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, not {args.port}")
@@ -255,13 +268,34 @@ def parse_args(description: str, start_method: bool) -> argparse.Namespace:
     return args
 
 
-def run(serve: Callable[..., None], description: str, on_child_exit: Callable[[], None] | None = None) -> None:
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+START_METHODS = multiprocessing.get_all_start_methods()  # the first is the platform's default
+START_METHOD = (
+    "--start-method",
+    {"choices": START_METHODS, "default": START_METHODS[0], "help": "how child processes start (default: %(default)s)"},
+)
+
+
+def run(
+    serve: Callable[..., None],
+    description: str,
+    on_child_exit: Callable[[], None] | None = None,
+    options: tuple[tuple[str, dict], ...] = (),
+) -> None:
     """Parse the command line, listen, print the ready line, then call serve(listener, ...).
 
-    The multiprocess server passes on_child_exit: it then also gets --start-method, and serve()
-    is called as serve(listener, start_method).
+    options: command-line options of this server only, as (flag, argparse settings); serve() gets
+    their values as keyword arguments (--start-method as start_method=...). on_child_exit: see Listener.
     """
-    args = parse_args(description.strip().splitlines()[0], start_method=on_child_exit is not None)
+    args = parse_args(description.strip().splitlines()[0], options)
+    names = [flag.lstrip("-").replace("-", "_") for flag, _ in options]
+    extras = {name: getattr(args, name) for name in names}
     os.environ[WORK_ENV] = f"{args.work_ms:g} {args.work_kind}"
     try:
         listener = Listener(args.host, args.port, on_child_exit)
@@ -269,10 +303,7 @@ def run(serve: Callable[..., None], description: str, on_child_exit: Callable[[]
         sys.exit(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     print(f"Serving on {listener.host}:{listener.port}", flush=True)
     try:
-        if on_child_exit is None:
-            serve(listener)
-        else:
-            serve(listener, args.start_method)
+        serve(listener, **extras)
     except NotImplementedError as exc:  # an unfilled skeleton: close every connection, say why
         listener.on_child_exit = None
         while (client := listener.accept()) is not None:

@@ -6,7 +6,7 @@ stop it with Ctrl-C.
 
 import multiprocessing
 
-from handler import Listener, handle_client, run
+from handler import START_METHOD, Listener, handle_client, run
 
 
 def serve(listener: Listener, start_method: str) -> None:
@@ -36,4 +36,4 @@ def reap_children() -> None:
 
 
 if __name__ == "__main__":
-    run(serve, __doc__, on_child_exit=reap_children)
+    run(serve, __doc__, on_child_exit=reap_children, options=(START_METHOD,))

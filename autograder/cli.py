@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder import ASSIGNMENT, MODES, SOLUTION
+from autograder import ALL_MODES, ASSIGNMENT, MODES, SOLUTION
 
 COMMANDS = ("grade", "release", "rubric", "compare", "course")
 
@@ -84,7 +84,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     console = Console()
     try:
         paths = compare.run(
-            args.submission, args.modes, settings, args.out, raise_limit=args.preset == "report", console=console
+            args.submission,
+            list(ALL_MODES) if "all" in args.modes else args.modes,
+            settings,
+            args.out,
+            raise_limit=args.preset == "report",
+            console=console,
         )
     except compare.CompareError as exc:
         print(f"compare: {exc}", file=sys.stderr)
@@ -112,7 +117,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         outcome = grade.run_checks(
             args.submission,
             json_path=args.json,
-            modes=tuple(args.mode or MODES),
+            modes=tuple(args.mode or ALL_MODES),
             only=tuple(args.check or ()),
             public=args.public,
             verbose=args.verbose,
@@ -202,7 +207,7 @@ def parser() -> argparse.ArgumentParser:
         help="a folder with the four files (default: %(default)s)",
     )
     grade.add_argument("--json", type=Path, metavar="PATH", help="write Gradescope's results.json here")
-    grade.add_argument("--mode", action="append", choices=MODES, help="grade only this mode (repeatable)")
+    grade.add_argument("--mode", action="append", choices=ALL_MODES, help="grade only this mode (repeatable)")
     grade.add_argument("--check", action="append", metavar="NAME", help="only checks whose name or category has NAME")
     grade.add_argument("--public", action="store_true", help="leave out the hidden checks (a student's self-check)")
     grade.add_argument("--keep-logs", type=Path, metavar="DIR", help="copy the servers' output to DIR")
@@ -227,7 +232,9 @@ def parser() -> argparse.ArgumentParser:
     comp.add_argument(
         "--request-timeout", type=float, default=10.0, help="seconds before a request fails (default: 10)"
     )
-    comp.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    comp.add_argument(
+        "--modes", nargs="+", choices=[*ALL_MODES, "all"], default=list(MODES), help="default: the three; all: five"
+    )
     comp.add_argument("--processes", type=int, default=1, help="locust processes (its own workers; default: 1)")
     comp.add_argument("--work-ms", type=float, default=0.0, help="work per request, in ms (default: none)")
     comp.add_argument("--work-kind", choices=("io", "cpu"), default="io")
@@ -245,7 +252,7 @@ def parser() -> argparse.ArgumentParser:
     batch.add_argument("course", type=Path, metavar="COURSE_DIR")
     batch.add_argument("assignment", metavar="NAME")
     batch.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
-    batch.add_argument("--mode", action="append", choices=MODES, help="grade only this mode (repeatable)")
+    batch.add_argument("--mode", action="append", choices=ALL_MODES, help="grade only this mode (repeatable)")
     batch.add_argument("--check", action="append", metavar="NAME", help="only these checks (repeatable)")
     batch.set_defaults(run=cmd_course)
 

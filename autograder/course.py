@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import KIT, SERVER_FILES, SOLUTION, release
+from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, release
 
 NOTEBOOK = "report"  # report.ipynb: the analysis notebook
 SERVER_CELL = "server_score"  # its locked task cell that holds the servers' score
@@ -63,7 +63,7 @@ def init(course: Path, name: str) -> Path:
     source.mkdir(parents=True, exist_ok=True)
     for path in sorted(SOLUTION.glob("*.py")) + sorted(SOLUTION.glob("*.ipynb")):
         shutil.copyfile(path, source / path.name)
-    config = CONFIG.format(kit=str(KIT), name=name, files=list(SERVER_FILES), extensions=VALID_EXTENSIONS)
+    config = CONFIG.format(kit=str(KIT), name=name, files=[*SERVER_FILES, *OPTIONAL_FILES], extensions=VALID_EXTENSIONS)
     (course / "nbgrader_config.py").write_text(config)
     return course
 

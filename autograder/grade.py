@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from autograder import MODES, SERVER_FILES
+from autograder import ALL_MODES, ASSIGNMENT, OPTIONAL_FILES, SERVER_FILES
 from autograder.plugin import CHECKS, Grader, number_results
 from autograder.rubric import CATEGORIES, Result
 
@@ -42,7 +42,7 @@ def validate(submission: Path) -> None:
     missing = [name for name in SERVER_FILES if not (submission / name).is_file()]
     if missing:
         raise NotGradable(f"missing {', '.join(missing)} in {submission}")
-    for name in SERVER_FILES:
+    for name in [name for name in SERVER_FILES + OPTIONAL_FILES if (submission / name).is_file()]:
         try:
             ast.parse((submission / name).read_bytes(), filename=name)
         except (SyntaxError, ValueError) as exc:
@@ -67,7 +67,7 @@ def sigterm_interrupts() -> Iterator[None]:
 def run_checks(
     submission: Path,
     json_path: Path | None = None,
-    modes: tuple[str, ...] = MODES,
+    modes: tuple[str, ...] = ALL_MODES,
     only: tuple[str, ...] = (),
     public: bool = False,
     verbose: bool = False,
@@ -80,8 +80,9 @@ def run_checks(
     with tempfile.TemporaryDirectory(prefix="concurrency-lab-") as tmp:
         copy = Path(tmp) / "submission"  # only the four files: nothing else of the submission is ever read
         copy.mkdir()
-        for name in SERVER_FILES:
-            shutil.copyfile(submission / name, copy / name)
+        for name in SERVER_FILES + OPTIONAL_FILES:
+            if (submission / name).is_file():
+                shutil.copyfile(submission / name, copy / name)
         progress = Progress(
             TextColumn("grading"),
             BarColumn(),
@@ -118,8 +119,11 @@ def run_checks(
 
 def table(grader: Grader) -> Table:
     """The results for people: a row per check, a column per mode, then the totals."""
-    modes = [m for m in MODES if any(r.mode == m for r in grader.results)]
-    view = Table(title=f"Concurrency Lab: {grader.score:g} / {grader.max_score:g} points")
+    modes = [m for m in ALL_MODES if any(r.mode == m for r in grader.results)]
+    title = f"Concurrency Lab: {grader.score:g} / {grader.max_score:g} points"
+    if grader.optional[1]:
+        title += f" (optional part: {grader.optional[0]:g} / {grader.optional[1]:g})"
+    view = Table(title=title)
     view.add_column("#", justify="right", style="dim")
     view.add_column("check", overflow="fold")
     for mode in modes:
@@ -151,7 +155,7 @@ def feedback(grader: Grader) -> list[str]:
 def rubric() -> str:
     """The rubric as a Markdown table, read from the checks' own marks (the one source of points)."""
     with tempfile.TemporaryDirectory(prefix="concurrency-lab-") as tmp:
-        grader = Grader(Path(tmp), Path(tmp))
+        grader = Grader(ASSIGNMENT, Path(tmp))  # only collected: its files say which modes exist
         args = [str(CHECKS), "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(CHECKS), "--collect-only"]
         code = pytest.main([*args, "-p", "no:terminal", "--basetemp", str(Path(tmp) / "pytest")], plugins=[grader])
     if code != pytest.ExitCode.OK or grader.problems:
@@ -160,14 +164,20 @@ def rubric() -> str:
     rows: dict[tuple[str, str], dict[str, float]] = {}
     for r in grader.collected:
         rows.setdefault((r.number, r.check), {})[r.mode] = r.max_points
-    lines = ["| # | check | " + " | ".join(MODES) + " | points |", "| --- | --- |" + " ---: |" * (len(MODES) + 1)]
+    modes = [m for m in ALL_MODES if any(r.mode == m for r in grader.collected)]
+    lines = ["| # | check | " + " | ".join(modes) + " | points |", "| --- | --- |" + " ---: |" * (len(modes) + 1)]
     for (number, check), points in rows.items():
-        cells = [f"{points[m]:g}" if m in points else "" for m in MODES]
+        cells = [f"{points[m]:g}" if m in points else "" for m in modes]
         lines.append(f"| {number} | {check} | {' | '.join(cells)} | {sum(points.values()):g} |")
-    for category, (_, possible) in _category_totals(grader.collected).items():
-        lines.append(f"| | **{CATEGORIES[category]}** | | | | **{possible:g}** |")
-    total = sum(r.max_points for r in grader.collected)
-    lines.append(f"| | **total** | | | | **{total:g}** |")
+    blank = " |" * len(modes)
+    totals = _category_totals(grader.collected)
+    for category, (_, possible) in totals.items():
+        if category != "optional":
+            lines.append(f"| | **{CATEGORIES[category]}** |{blank} **{possible:g}** |")
+    total = sum(possible for category, (_, possible) in totals.items() if category != "optional")
+    lines.append(f"| | **total** |{blank} **{total:g}** |")
+    if "optional" in totals:
+        lines.append(f"| | **optional part, beside the total** |{blank} **{totals['optional'][1]:g}** |")
     return "\n".join(lines) + "\n"
 
 

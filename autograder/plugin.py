@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _pytest.outcomes import Failed
 
-from autograder import MODES
+from autograder import ALL_MODES, MODES, OPTIONAL_MODES
 from autograder.harness import Limits, Server
 from autograder.rubric import CATEGORIES, Deduction, Result
 
@@ -24,7 +24,7 @@ class Grader:
         self,
         submission: Path,
         log_dir: Path,
-        modes: tuple[str, ...] = MODES,
+        modes: tuple[str, ...] = ALL_MODES,
         only: tuple[str, ...] = (),
         include_hidden: bool = True,
         time_limit: float = 120.0,
@@ -56,12 +56,20 @@ class Grader:
             mode = _param(item, "mode")
             if mode not in self.modes or (mark.kwargs["hidden"] and not self.include_hidden):
                 continue
+            if mode in OPTIONAL_MODES and not (self.submission / f"{mode}_server.py").is_file():
+                continue  # the optional part is graded only when it is handed in
             if self.only and not any(word in item.nodeid or word == mark.kwargs["category"] for word in self.only):
                 continue
             keep.append(item)
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         order = list(CATEGORIES)
-        items[:] = sorted(keep, key=lambda item: order.index(item.get_closest_marker("check").kwargs["category"]))
+
+        def place(item: pytest.Item) -> tuple[int, int]:  # the optional part keeps the order of the rest
+            return order.index(_describe(item).category), order.index(
+                item.get_closest_marker("check").kwargs["category"]
+            )
+
+        items[:] = sorted(keep, key=place)
         self.selected = len(keep)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -75,6 +83,8 @@ class Grader:
         if "mode" in metafunc.fixturenames:
             mark = metafunc.definition.get_closest_marker("check")
             modes = mark.kwargs["modes"] if mark and mark.kwargs["modes"] else MODES
+            if mark and mark.kwargs["optional"] is not None:
+                modes = (*modes, *OPTIONAL_MODES)
             metafunc.parametrize("mode", modes)
 
     # Outcomes --------------------------------------------------------------------------------
@@ -136,16 +146,25 @@ class Grader:
 
     @property
     def score(self) -> float:
-        return sum(r.points for r in self.results)
+        """The points of the 100 (the optional part is counted apart)."""
+        return sum(r.points for r in self.results if r.category != "optional")
 
     @property
     def max_score(self) -> float:
-        return sum(r.max_points for r in self.results)
+        return sum(r.max_points for r in self.results if r.category != "optional")
+
+    @property
+    def optional(self) -> tuple[float, float]:
+        """(earned, possible) points of the optional part."""
+        part = [r for r in self.results if r.category == "optional"]
+        return sum(r.points for r in part), sum(r.max_points for r in part)
 
     def write_json(self, interrupted: str = "") -> None:
         if self.json_path is None:
             return
         output = f"{self.score:g} / {self.max_score:g} points over {len(self.results)} checks."
+        if self.optional[1]:
+            output += f" Optional part, apart from that score: {self.optional[0]:g} / {self.optional[1]:g} points."
         if self.problems:
             output += " The grader had a fault, so this is not a grade: " + "; ".join(self.problems)
         if interrupted:
@@ -180,13 +199,15 @@ class Grader:
 def _describe(item: pytest.Item) -> Result:
     """The Result an item will give, before it runs: what it checks, and for how many points."""
     mark = item.get_closest_marker("check")
-    points = mark.kwargs["points"]
+    points, category = mark.kwargs["points"], mark.kwargs["category"]
+    if item.callspec.params["mode"] in OPTIONAL_MODES and mark.kwargs["optional"] is not None:
+        points, category = mark.kwargs["optional"], "optional"
     if isinstance(points, dict):
         points = next(points[v] for v in item.callspec.params.values() if v in points)
     params = dict(item.callspec.params)
     return Result(
         number="",
-        category=mark.kwargs["category"],
+        category=category,
         title=(item.function.__doc__ or item.name).strip().splitlines()[0].rstrip("."),
         mode=params.pop("mode"),
         variant=", ".join(str(v) for v in params.values()),

@@ -12,6 +12,7 @@ CATEGORIES = {
     "hygiene": "Resource hygiene",
     "start-methods": "Start methods",
     "load": "Load",
+    "optional": "Optional part",  # the thread-pool and event-loop servers: points beside the 100
 }
 
 
@@ -25,16 +26,23 @@ def expect(condition: object, feedback: str) -> None:
         raise Deduction(feedback)
 
 
-def check(category: str, points: float | dict[str, float], modes: tuple[str, ...] | None = None, hidden: bool = False):
+def check(
+    category: str,
+    points: float | dict[str, float],
+    modes: tuple[str, ...] | None = None,
+    optional: float | None = None,
+    hidden: bool = False,
+):
     """Mark a test as a graded check.
 
     points: for every mode, or by parameter value (a mode, a start method); modes: the server modes
-    it runs against (all three by default); hidden: run at grading time, left out of the students'
-    self-check.
+    it runs against (the three basic ones by default); optional: also run it against the optional
+    modes, for this many points each, in the optional part; hidden: run at grading time, left out
+    of the students' self-check.
     """
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
-    return pytest.mark.check(category=category, points=points, modes=modes, hidden=hidden)
+    return pytest.mark.check(category=category, points=points, modes=modes, optional=optional, hidden=hidden)
 
 
 @dataclass

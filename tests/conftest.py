@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import MODES, SERVER_FILES, SOLUTION
+from autograder import ALL_MODES, MODES, OPTIONAL_FILES, SERVER_FILES, SOLUTION
 from autograder.harness import Server
 
 StartServer = Callable[..., Server]
@@ -33,15 +33,22 @@ def mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(params=ALL_MODES)
+def any_mode(request: pytest.FixtureRequest) -> str:
+    """The three basic modes and the optional two."""
+    return request.param
+
+
 @pytest.fixture(params=[m for m in MODES if m != "single"])
 def concurrent_mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def mutant(folder: Path, file: str, old: str, new: str) -> Path:
-    """A copy of the reference in folder, with the one occurrence of old in file replaced by new."""
+def mutant(folder: Path, file: str, old: str, new: str, optional: bool = False) -> Path:
+    """A copy of the reference in folder (the optional part too, if asked), with the one occurrence
+    of old in file replaced by new."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in SERVER_FILES:
+    for name in SERVER_FILES + (OPTIONAL_FILES if optional else ()):
         shutil.copy(SOLUTION / name, folder / name)
     text = (folder / file).read_text()
     assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {file}"

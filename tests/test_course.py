@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import ASSIGNMENT, KIT, SERVER_FILES, SOLUTION
+from autograder import ASSIGNMENT, KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION
 from autograder.course import environment, verify_no_solution
 
 from conftest import mutant
@@ -83,9 +83,9 @@ def course(tmp_path_factory, measured) -> Path:
 
 def test_the_release_holds_skeletons_and_a_student_notebook_with_no_solution(course):
     released = course / "release" / NAME
-    assert sorted(p.name for p in released.iterdir()) == sorted([*SERVER_FILES, "report.ipynb"])
+    assert sorted(p.name for p in released.iterdir()) == sorted([*SERVER_FILES, *OPTIONAL_FILES, "report.ipynb"])
     assert verify_no_solution(released) == []
-    for name in SERVER_FILES:
+    for name in [*SERVER_FILES, *OPTIONAL_FILES]:
         assert (released / name).read_text() == (ASSIGNMENT / name).read_text()
 
 

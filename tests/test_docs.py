@@ -10,7 +10,8 @@ def test_readme_rubric_is_the_graders_rubric():
     rubric = subprocess.run(
         [sys.executable, "-m", "autograder", "rubric"], cwd=KIT, capture_output=True, text=True, check=True
     ).stdout
-    assert rubric.count("\n") > 20 and "| | **total** | | | | **100** |" in rubric
+    assert rubric.count("\n") > 20 and "| | **total** | | | | | | **100** |" in rubric
+    assert "| | **optional part, beside the total** | | | | | | **40** |" in rubric
     assert rubric in (KIT / "README.md").read_text()
 
 

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from autograder import SOLUTION
+from autograder import ALL_MODES, SOLUTION
 from autograder.client import connect, exchange, get, read_until_close
 from autograder.harness import Server
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_lets_the_client_in_flight_finish_then_exits_0(start_server, mode, signum):
-    server = start_server(mode)
+def test_signal_lets_the_client_in_flight_finish_then_exits_0(start_server, any_mode, signum):
+    server = start_server(any_mode)
     request = get("/in-flight")
     with connect(server.address) as sock:
         sock.sendall(request[:10])
@@ -104,7 +104,7 @@ def test_help_names_every_option():
 
 def test_idle_connection_held_during_shutdown_is_closed_and_the_server_exits_within_15_s(start_server):
     """All three modes at once, so that the idle timeout is waited once."""
-    servers = [start_server(mode) for mode in ("single", "multiprocess", "multithread")]
+    servers = [start_server(mode) for mode in ALL_MODES]
     idle = [connect(server.address, timeout=15) for server in servers]
     try:
         time.sleep(0.3)
@@ -116,4 +116,4 @@ def test_idle_connection_held_during_shutdown_is_closed_and_the_server_exits_wit
         for sock in idle:
             sock.close()
     assert all(closed and raw == b"" for raw, closed, _ in results), results
-    assert [server.wait(max(0.0, 15 - (time.monotonic() - start))) for server in servers] == [0, 0, 0]
+    assert [server.wait(max(0.0, 15 - (time.monotonic() - start))) for server in servers] == [0] * len(ALL_MODES)

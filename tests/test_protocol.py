@@ -4,11 +4,12 @@ import re
 import socket
 import time
 
+from autograder import ALL_MODES
 from autograder.client import connect, exchange, get, read_until_close, reset
 
 
-def test_reply_is_an_http_message_with_crlf_headers_and_the_request_echoed(start_server, mode):
-    server = start_server(mode)
+def test_reply_is_an_http_message_with_crlf_headers_and_the_request_echoed(start_server, any_mode):
+    server = start_server(any_mode)
     request = get("/hello")
     reply = exchange(server.address, request)
     assert reply.status_line == b"HTTP/1.1 200 OK"
@@ -17,39 +18,39 @@ def test_reply_is_an_http_message_with_crlf_headers_and_the_request_echoed(start
     assert reply.body == request
 
 
-def test_connection_closes_right_after_the_reply(start_server, mode):
-    server = start_server(mode)
+def test_connection_closes_right_after_the_reply(start_server, any_mode):
+    server = start_server(any_mode)
     for _ in range(3):  # the parent-keeps-the-socket bug shows from the second request on
         reply = exchange(server.address, get(), timeout=1.0)
         assert reply.closed and reply.seconds < 1.0, reply
 
 
-def test_request_in_three_pieces_is_read_whole(start_server, mode):
-    server = start_server(mode)
+def test_request_in_three_pieces_is_read_whole(start_server, any_mode):
+    server = start_server(any_mode)
     request = get("/pieces")
     reply = exchange(server.address, request[:5], request[5:30], request[30:], pause=0.1)
     assert reply.status_line == b"HTTP/1.1 200 OK"
     assert reply.body == request
 
 
-def test_six_kib_head_is_read_whole(start_server, mode):
-    server = start_server(mode)
+def test_six_kib_head_is_read_whole(start_server, any_mode):
+    server = start_server(any_mode)
     request = get("/big")[:-2] + b"X-Padding: " + b"a" * 6144 + b"\r\n\r\n"
     reply = exchange(server.address, request[:3000], request[3000:])
     assert reply.error == "" and reply.headers["content-length"] == str(len(request))
     assert reply.body == request
 
 
-def test_malformed_request_line_gets_400_with_the_same_headers(start_server, mode):
-    server = start_server(mode)
+def test_malformed_request_line_gets_400_with_the_same_headers(start_server, any_mode):
+    server = start_server(any_mode)
     for bad in (b"HELLO\r\n\r\n", b"GET /\r\n\r\n", b"GET / HTTP/2.0 extra\r\n\r\n"):
         reply = exchange(server.address, bad)
         assert reply.status_line == b"HTTP/1.1 400 Bad Request", bad
         assert reply.headers["content-length"] == str(len(bad)) and reply.body == bad
 
 
-def test_binary_garbage_is_answered_400_and_logged_with_replacement_characters(start_server, mode):
-    server = start_server(mode)
+def test_binary_garbage_is_answered_400_and_logged_with_replacement_characters(start_server, any_mode):
+    server = start_server(any_mode)
     garbage = b"\xff\xfe\x00\x1b[2J" + bytes(range(128, 256)) + b"\r\n\r\n"
     reply = exchange(server.address, garbage)
     assert reply.status_line == b"HTTP/1.1 400 Bad Request"
@@ -59,8 +60,8 @@ def test_binary_garbage_is_answered_400_and_logged_with_replacement_characters(s
     assert garbage_line.startswith("[Client (") and "\ufffd" in garbage_line and "\x1b" not in garbage_line
 
 
-def test_empty_connection_gets_no_reply_and_at_most_one_log_line(start_server, mode):
-    server = start_server(mode)
+def test_empty_connection_gets_no_reply_and_at_most_one_log_line(start_server, any_mode):
+    server = start_server(any_mode)
     before = server.output().count("\n")
     with connect(server.address) as sock:
         sock.shutdown(socket.SHUT_WR)
@@ -71,8 +72,8 @@ def test_empty_connection_gets_no_reply_and_at_most_one_log_line(start_server, m
     assert server.output().count("\n") - before <= 2  # the empty one (at most), the GET
 
 
-def test_client_resetting_mid_reply_does_not_stop_the_server(start_server, mode):
-    server = start_server(mode, "--work-ms", "100")  # the reset lands while the server works
+def test_client_resetting_mid_reply_does_not_stop_the_server(start_server, any_mode):
+    server = start_server(any_mode, "--work-ms", "100")  # the reset lands while the server works
     for _ in range(5):
         sock = connect(server.address)
         sock.sendall(get())
@@ -83,16 +84,16 @@ def test_client_resetting_mid_reply_does_not_stop_the_server(start_server, mode)
     assert "Traceback" not in server.errors()
 
 
-def test_one_log_line_per_request_in_the_report_format(start_server, mode):
-    server = start_server(mode)
+def test_one_log_line_per_request_in_the_report_format(start_server, any_mode):
+    server = start_server(any_mode)
     exchange(server.address, get("/logged"))
     time.sleep(0.2)
     assert re.search(r"^\[Client \('127\.0\.0\.1', \d+\) Info\] GET /logged HTTP/1\.1$", server.output(), re.MULTILINE)
 
 
 def test_idle_client_is_dropped_after_ten_seconds_and_others_are_served(start_server):
-    """All three modes at once, so that the ten seconds are waited once."""
-    servers = [start_server(mode) for mode in ("single", "multiprocess", "multithread")]
+    """All five modes at once, so that the ten seconds are waited once."""
+    servers = [start_server(mode) for mode in ALL_MODES]
     idle = [connect(server.address, timeout=15) for server in servers]
     try:
         start = time.monotonic()

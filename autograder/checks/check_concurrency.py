@@ -7,8 +7,14 @@ from autograder.checks.probes import eventually, seen, served
 from autograder.client import connect, exchange, get, read_until_close
 from autograder.rubric import check, expect
 
+HANDED_TO = {
+    "multiprocess": "is each client handed to a new process before the server goes back to accept()?",
+    "threadpool": "is each client handed to the pool (pool.submit) before the server goes back to accept()?",
+    "eventloop": "do on_readable() and on_writable() call recv() and send() once, without waiting for more?",
+}
 
-@check("concurrency", points={"single": 4, "multiprocess": 5, "multithread": 5})
+
+@check("concurrency", points={"single": 4, "multiprocess": 5, "multithread": 5}, optional=3)
 def check_held_client(serve, mode):
     """A silent client blocks no one (single: it does)"""
     server = serve(mode)
@@ -29,8 +35,7 @@ def check_held_client(serve, mode):
             expect(
                 reply.raw.startswith(b"HTTP/1.1 200 OK"),
                 f"while one client was connected and silent, a second client got {seen(reply)} within 2 s: "
-                f"is each client handed to a new {'process' if mode == 'multiprocess' else 'thread'} "
-                "before the server goes back to accept()?",
+                + HANDED_TO.get(mode, "is each client handed to a new thread before the server goes back to accept()?"),
             )
     served(server, "/after", when="after the held client left")
 

@@ -16,7 +16,7 @@ from autograder.rubric import check, expect
 USERS, SECONDS, MIN_REQUESTS = 50, 3, 100
 
 
-@check("load", points=4)
+@check("load", points=4, optional=2)
 @pytest.mark.timeout(60)
 def check_load(serve, mode, grading, tmp_path):
     """Locust, 50 users for 3 s: no failure"""
