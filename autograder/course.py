@@ -45,8 +45,9 @@ c.Autograde.exclude_overwriting = {{{name!r}: {files!r}}}
 # zip_collect keeps only these extensions (by default, notebooks only).
 c.FileNameCollectorPlugin.valid_ext = {extensions!r}
 
-# A cell that runs longer fails; anything on stderr matching this (warnings) does not zero a grade cell.
+# A cell that runs longer fails; output on stderr matching the pattern (warnings) does not zero a grade cell.
 c.Execute.timeout = 120
+c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"Warning"
 '''
 
@@ -122,7 +123,7 @@ class StudentResult:
 def environment() -> dict[str, str]:
     """os.environ with this Python's scripts first on PATH: nbgrader runs `alembic` by name."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "PATH": path, "PYTHONWARNINGS": "ignore"}
+    return {**os.environ, "PATH": path}
 
 
 def nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -134,3 +134,23 @@ def test_grading_again_is_idempotent_and_a_grader_failure_keeps_the_earlier_scor
     nbgrader(course, "export")
     grades = {row["student_id"]: row for row in csv.DictReader((course / "grades.csv").read_text().splitlines())}
     assert float(grades["alice"]["raw_score"]) == 16.0
+
+
+def test_a_warning_on_stderr_does_not_zero_a_grade_cell(tmp_path, measured):
+    import nbformat
+
+    run(sys.executable, "-m", "autograder", "course", "init", tmp_path, "--assignment", NAME)
+    source = tmp_path / "source" / NAME / "report.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    (test_cell,) = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_task_a"]
+    test_cell.source = 'import warnings\nwarnings.warn("a library said something on stderr")\n' + test_cell.source
+    nbformat.write(notebook, source)
+    nbgrader(tmp_path, "generate_assignment", NAME)
+    folder = tmp_path / "submitted" / "dana" / NAME
+    (folder / "results").mkdir(parents=True)
+    shutil.copyfile(source, folder / "report.ipynb")
+    shutil.copyfile(measured, folder / "results" / "compare.json")
+    nbgrader(tmp_path, "autograde", NAME)
+    nbgrader(tmp_path, "export")
+    grades = {row["student_id"]: row for row in csv.DictReader((tmp_path / "grades.csv").read_text().splitlines())}
+    assert float(grades["dana"]["raw_score"]) == 4.0  # both autograded tests, the warning notwithstanding
