@@ -77,7 +77,7 @@ def test_the_reference_scores_100_with_a_gradescope_results_json(tmp_path):
 
 def test_the_unfilled_skeleton_scores_0_quickly_and_says_what_is_missing(tmp_path):
     results, printed, seconds = grade(ASSIGNMENT, tmp_path)
-    assert results["score"] == 0 and len(results["tests"]) == 48 + 28  # the 100, and the optional part
+    assert results["score"] == 0 and len(results["tests"]) == 48 + 26  # the 100, and the optional part (13 a mode)
     assert seconds < 60
     assert "serve() in multiprocess_server.py is not implemented yet" in printed
     assert "grader fault" not in printed
