@@ -6,7 +6,7 @@ Neither ever holds solution/: each bundle is checked for solution code before it
 import zipfile
 from pathlib import Path
 
-from autograder import ASSIGNMENT, KIT, SOLUTION, release
+from autograder import ASSIGNMENT, KIT, release
 
 # the grader's own requirements (no nbgrader, no matplotlib): they install on Python 3.10 too
 GRADER_PACKAGES = ("locust", "pytest", "pytest-timeout", "psutil", "rich", "requests")
@@ -54,16 +54,8 @@ def _requirements(packages: tuple[str, ...] | None = None) -> str:
 
 
 def leaked(name: str, data: bytes) -> bool:
-    """Whether a file of a bundle gives a solution away: a copy of a solution file (by its name) that
-    holds a solution marker, hidden tests, or a line that only a solution region has."""
-    reference = SOLUTION / Path(name).name
-    if not reference.is_file():
-        return False
-    text = data.decode("utf-8", errors="replace")
-    if release.BEGIN in text or "BEGIN HIDDEN TESTS" in text:
-        return True
-    only_in_solution = release.solution_lines(reference.read_text()) if reference.suffix == ".py" else set()
-    return bool(only_in_solution & {line.strip() for line in text.splitlines()})
+    """Whether a file of a bundle gives a solution away (release.gives_away, by the file's name)."""
+    return release.gives_away(Path(name).name, data.decode("utf-8", errors="replace"))
 
 
 def _write(out: Path, files: dict[str, bytes | str], executable: tuple[str, ...] = ()) -> None:

@@ -120,10 +120,10 @@ class Grader:
         elif call.when == "call" and report.passed and outcome is None:
             item.lab_outcome = ("passed", "")
         if call.when == "teardown":
-            self._record(item, call)
+            self._record(item)
         return report
 
-    def _record(self, item: pytest.Item, call: pytest.CallInfo) -> None:
+    def _record(self, item: pytest.Item) -> None:
         status, feedback = getattr(item, "lab_outcome", ("error", "grader fault: the check reported no outcome"))
         result = _describe(item)
         result.points = result.max_points if status == "passed" else 0.0

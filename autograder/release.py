@@ -12,7 +12,10 @@ from pathlib import Path
 import nbformat
 from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions, LockCells
 
+from autograder import SOLUTION
+
 BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"
+MARKERS = (BEGIN, "BEGIN HIDDEN TESTS")  # either one in a student's copy gives answers away
 PATTERNS = ("*.py", "*.ipynb")  # what release writes, and so owns, in the assignment folder
 
 
@@ -43,6 +46,19 @@ def solution_lines(source: str) -> set[str]:
         elif text and not text.startswith("#"):
             (inside if in_region else outside).add(text)
     return inside - outside
+
+
+def gives_away(name: str, text: str) -> bool:
+    """Whether text, a copy of solution/NAME that students may read, gives the solution away: it holds
+    a solution or hidden-test marker, or a line that only a solution region of solution/NAME has.
+    A file that is not named like a solution file never does (the grader's own files name the markers)."""
+    reference = SOLUTION / Path(name).name
+    if not reference.is_file():
+        return False
+    if any(marker in text for marker in MARKERS):
+        return True
+    only_in_solution = solution_lines(reference.read_text(encoding="utf-8")) if reference.suffix == ".py" else set()
+    return bool(only_in_solution & {line.strip() for line in text.splitlines()})
 
 
 def verify(name: str, source: str, skeleton: str) -> None:
