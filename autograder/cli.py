@@ -1,6 +1,7 @@
 """The command line: `python -m autograder [grade|release] ...` (grade is the default)."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -110,9 +111,11 @@ def cmd_rubric(args: argparse.Namespace) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from autograder import grade
+    from autograder import grade, sandbox
 
     console = Console()
+    if args.json:
+        args.json.unlink(missing_ok=True)  # no earlier result may pass for this one
     try:
         outcome = grade.run_checks(
             args.submission,
@@ -122,10 +125,17 @@ def cmd_grade(args: argparse.Namespace) -> int:
             public=args.public,
             verbose=args.verbose,
             keep_logs=args.keep_logs,
+            isolation=args.isolation,
+            require_isolation=args.require_isolation,
         )
     except grade.NotGradable as exc:
         print(f"not gradable: {exc}", file=sys.stderr)
+        if args.json:
+            grade.write_not_gradable(args.json, str(exc))
         return grade.NOT_GRADABLE
+    except sandbox.IsolationError as exc:
+        print(f"grader fault: isolation is required and cannot be had here: {exc}", file=sys.stderr)
+        return grade.GRADER_FAULT
     grader = outcome.grader
     console.print(grade.table(grader))
     lost = grade.feedback(grader)
@@ -135,6 +145,13 @@ def cmd_grade(args: argparse.Namespace) -> int:
             console.print(f"- {line}", markup=False, highlight=False)
     for name, note in grader.notes.items():
         console.print(f"[dim]{name}: {note} (information, not graded)[/]")
+    isolation = grader.isolation
+    if isolation.isolated:
+        console.print(f"[dim]{isolation.describe()}[/]", highlight=False)
+    elif os.geteuid() == 0:  # a grader's machine: say it plainly
+        console.print(f"[yellow]Warning: {isolation.warning}[/]", highlight=False)
+    else:  # most likely a student's own self-check
+        console.print(f"[dim]{isolation.describe()}: fine for checking your own work[/]", highlight=False)
     if outcome.exit_code == grade.GRADER_FAULT:
         console.print("[magenta]The grader had a fault, so this is not a grade:[/]")
         for problem in grader.problems:
@@ -211,6 +228,17 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--check", action="append", metavar="NAME", help="only checks whose name or category has NAME")
     grade.add_argument("--public", action="store_true", help="leave out the hidden checks (a student's self-check)")
     grade.add_argument("--keep-logs", type=Path, metavar="DIR", help="copy the servers' output to DIR")
+    grade.add_argument(
+        "--require-isolation",
+        action="store_true",
+        help="refuse to grade unless the servers run isolated (a runner uid of their own, bubblewrap)",
+    )
+    grade.add_argument(
+        "--isolation",
+        choices=("auto", "none"),
+        default="auto",
+        help="auto: the best this machine gives (default); none: run servers as the grader (benchmarks only)",
+    )
     grade.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
     grade.set_defaults(run=cmd_grade)
 

@@ -138,8 +138,9 @@ def grade_server(submission: Path, out: Path, options: list[str]) -> tuple[dict 
     """(results.json, printed report) of the autograder on one submission, as a subprocess of its own;
     (None, reason) when it could not be graded."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "autograder", "grade", str(submission), "--json", str(out)]
     run = subprocess.run(
-        [sys.executable, "-m", "autograder", "grade", str(submission), "--json", str(out), *options],
+        [*command, "--require-isolation", *options],
         cwd=KIT,
         capture_output=True,
         text=True,

@@ -4,10 +4,16 @@ Data flows one way: submission → a private copy → the checks (pytest, with t
 a table for people and results.json for course platforms.
 """
 
-import ast
 import contextlib
+import errno
+import json
+import os
+import resource
 import shutil
 import signal
+import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,9 +24,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from autograder import ALL_MODES, ASSIGNMENT, OPTIONAL_FILES, SERVER_FILES
+from autograder import ALL_MODES, ASSIGNMENT, KIT, OPTIONAL_FILES, SERVER_FILES, sandbox
 from autograder.plugin import CHECKS, Grader, number_results
-from autograder.rubric import CATEGORIES, Result
+from autograder.rubric import CATEGORIES, Result, write_atomically
 
 NOT_GRADABLE, GRADER_FAULT, INTERRUPTED = 2, 3, 130
 
@@ -35,19 +41,91 @@ class Outcome:
     exit_code: int
 
 
-def validate(submission: Path) -> None:
-    """Raise NotGradable unless submission is a folder with the four files, each valid Python."""
+MAX_FILE = 1 << 20  # bytes of one file of a submission
+PARSE_MEMORY, PARSE_SECONDS = 1 << 30, 20  # bounds of the child process that parses a submission
+PARSER = """
+import ast, json, sys
+problems = {}
+for path in sys.argv[1:]:
+    try:
+        ast.parse(open(path, "rb").read(), filename=path)
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+        detail = exc.args[0] if exc.args else "too large or too deep to parse"
+        problems[path] = f"does not parse ({exc.__class__.__name__}{line}: {detail})"
+print(json.dumps(problems))
+"""
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of path if it is a regular file of at most MAX_FILE bytes; NotGradable otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotGradable(f"{path.name} is a symbolic link: hand in the file itself") from None
+        raise
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise NotGradable(f"{path.name} is not a regular file")
+        if info.st_size > MAX_FILE:
+            raise NotGradable(f"{path.name} has {info.st_size / 2**20:.1f} MiB: a file may have at most 1 MiB")
+        data = file.read(MAX_FILE + 1)
+    if len(data) > MAX_FILE:
+        raise NotGradable(f"{path.name} has more than 1 MiB: a file may have at most 1 MiB")
+    return data
+
+
+def _parse_problems(folder: Path, names: list[str]) -> dict[str, str]:
+    """{name: why it does not parse} for the files in folder, parsed in a child process under a memory
+    and a time bound (the grader itself never parses a submission)."""
+
+    def bounded() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (PARSE_MEMORY, PARSE_MEMORY))
+
+    try:
+        run = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", PARSER, *names],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=PARSE_SECONDS,
+            preexec_fn=bounded,
+            env={"PATH": os.defpath},
+        )
+        return json.loads(run.stdout)
+    except (subprocess.TimeoutExpired, json.JSONDecodeError):
+        return {name: "could not be parsed within the bounds of the grader" for name in names}
+
+
+def take_in(submission: Path, copy: Path) -> dict[str, str]:
+    """Copy the submission's server files into copy, safely: regular files only (no symbolic link,
+    device or pipe), each at most 1 MiB, each parsed under bounds before anything else reads it.
+    NotGradable if a required file is missing or broken; a broken optional file is left out, and
+    returned as {mode: the reason}, so that the optional part gets 0 with it and the rest is graded."""
     if not submission.is_dir():
         raise NotGradable(f"{submission} is not a folder")
-    missing = [name for name in SERVER_FILES if not (submission / name).is_file()]
+    missing = [name for name in SERVER_FILES if not os.path.lexists(submission / name)]
     if missing:
         raise NotGradable(f"missing {', '.join(missing)} in {submission}")
-    for name in [name for name in SERVER_FILES + OPTIONAL_FILES if (submission / name).is_file()]:
+    broken: dict[str, str] = {}
+    for name in SERVER_FILES + OPTIONAL_FILES:
+        if not os.path.lexists(submission / name):
+            continue
         try:
-            ast.parse((submission / name).read_bytes(), filename=name)
-        except (SyntaxError, ValueError) as exc:
-            line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
-            raise NotGradable(f"{name} does not parse ({exc.__class__.__name__}{line}: {exc.args[0]})") from None
+            (copy / name).write_bytes(_read_regular(submission / name))
+        except NotGradable as exc:
+            if name in SERVER_FILES:
+                raise
+            broken[name] = str(exc)
+    taken = sorted(path.name for path in copy.iterdir())
+    for name, problem in _parse_problems(copy, taken).items():
+        if name in SERVER_FILES:
+            raise NotGradable(f"{name} {problem}")
+        broken[name] = f"{name} {problem}"
+        (copy / name).unlink()
+    return {name.removesuffix("_server.py"): reason for name, reason in broken.items()}
 
 
 @contextlib.contextmanager
@@ -73,16 +151,22 @@ def run_checks(
     verbose: bool = False,
     console: Console | None = None,
     keep_logs: Path | None = None,
+    isolation: str = "auto",
+    require_isolation: bool = False,
 ) -> Outcome:
-    """Grade submission; NotGradable if it cannot be."""
-    validate(submission)
+    """Grade submission; NotGradable if it cannot be, sandbox.IsolationError if isolation is required and
+    cannot be had. results.json is written once, when grading ends (never while a server runs)."""
     console = console or Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="concurrency-lab-") as tmp:
-        copy = Path(tmp) / "submission"  # only the four files: nothing else of the submission is ever read
-        copy.mkdir()
-        for name in SERVER_FILES + OPTIONAL_FILES:
-            if (submission / name).is_file():
-                shutil.copyfile(submission / name, copy / name)
+        os.chmod(tmp, 0o711)  # a runner uid may pass through to its own folder, and list nothing
+        copy = Path(tmp) / "submission"  # only the server files: nothing else of the submission is ever read
+        copy.mkdir(mode=0o700)
+        broken = take_in(submission, copy)
+        private = [KIT, submission.resolve(), Path.cwd(), Path(tmp) / "logs"]
+        private += [json_path.resolve().parent] if json_path else []
+        chosen = sandbox.detect(private) if isolation == "auto" else sandbox.TURNED_OFF
+        if require_isolation and not chosen.isolated:
+            raise sandbox.IsolationError(chosen.warning)
         progress = Progress(
             TextColumn("grading"),
             BarColumn(),
@@ -98,7 +182,8 @@ def run_checks(
         def advance(result: Result) -> None:
             progress.update(task, advance=1, total=grader.selected, description=f"{result.name}: {result.status}")
 
-        grader = Grader(copy, Path(tmp) / "logs", modes, only, not public, json_path=json_path, on_result=advance)
+        grader = Grader(copy, Path(tmp) / "logs", modes, only, not public, on_result=advance)
+        grader.isolation, grader.broken = chosen, broken
         args = [str(CHECKS), "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(CHECKS)]
         args += ["--basetemp", str(Path(tmp) / "pytest")]
         args += ["-v"] if verbose else ["-p", "no:terminal"]
@@ -107,14 +192,22 @@ def run_checks(
         if keep_logs is not None:
             shutil.copytree(Path(tmp) / "logs", keep_logs, dirs_exist_ok=True)
     if code == pytest.ExitCode.INTERRUPTED:
-        grader.write_json(interrupted="Ctrl-C or SIGTERM")
+        if json_path:
+            grader.write_json(json_path, interrupted="Ctrl-C or SIGTERM")
         return Outcome(grader, INTERRUPTED)
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
         grader.problems.append(f"pytest stopped with {pytest.ExitCode(code).name}")
     if not grader.results and not grader.problems:
         grader.problems.append("no check matched the selection")
-    grader.write_json()
+    if json_path:
+        grader.write_json(json_path)
     return Outcome(grader, GRADER_FAULT if grader.problems else 0)
+
+
+def write_not_gradable(json_path: Path, reason: str) -> None:
+    """results.json for a submission that cannot be graded: 0, and why (course platforms show it)."""
+    results = {"score": 0, "output": f"not gradable: {reason}", "tests": [], "visibility": "visible"}
+    write_atomically(json_path, results)
 
 
 def table(grader: Grader) -> Table:

@@ -6,13 +6,16 @@ nobody drains), and with a tag in its environment that every process it starts i
 finds them by that tag even when they have left the server's session or lost their parent.
 
 Untrusted code (a student's server) runs under Limits: a cap on the tasks of its whole tree (the
-cgroup pids controller where it can be used, as root ignores RLIMIT_NPROC; RLIMIT_NPROC for other
-users; else a watchdog), on memory, on the size of what it writes, and on CPU time.
+cgroup pids controller where it can be used; RLIMIT_NPROC, which holds for a runner uid and for a grader
+that is not root; else a watchdog), on memory, on open files, on the size of what it writes, and on CPU
+time; and with an Isolation (sandbox.py): as a runner uid of its own, inside bubblewrap, where it can be.
+Teardown then also kills by that uid, and verifies that nothing of it is left.
 """
 
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,8 +27,11 @@ from pathlib import Path
 
 import psutil
 
+from autograder import sandbox
+
 READY = re.compile(r"^Serving on (?P<host>\S+):(?P<port>\d+)\s*$", re.MULTILINE)
 TAG = "CONCURRENCY_LAB_TAG"  # environment variable carried by every process of one server
+TAG_PREFIX = os.environ.get("CONCURRENCY_LAB_TAG_PREFIX", "")  # lets the kit's tests find their own servers
 HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
@@ -45,6 +51,8 @@ class Limits:
     memory: int = 4 << 30  # bytes of address space per process, and of memory for the tree where a cgroup can hold it
     output: int = 64 << 20  # bytes in any one file it writes (its stdout included): a flood stops there
     cpu_seconds: int = 120  # of CPU time per process: an endless loop ends
+    open_files: int = 4096  # descriptors per process
+    disk: int = 64 << 20  # bytes it may leave in its work folder (and, in a sandbox, in its /tmp)
 
 
 class ControlGroups:
@@ -120,26 +128,45 @@ def _own_cgroups() -> dict[str, str]:
 
 
 class Server:
-    """One server subprocess: `python -u SCRIPT ARGS...`, run in cwd, its output in log_dir."""
+    """One server subprocess: `python -u SCRIPT ARGS...`, run in cwd, its output in log_dir.
+
+    With limits, the server is untrusted: it runs under them with isolation (a sandbox.Isolation; by
+    default none, but still with a cleared environment), and sees only the .py files of its folder."""
 
     def __init__(
-        self, script: Path, args: list[str], log_dir: Path, cwd: Path | None = None, limits: Limits | None = None
+        self,
+        script: Path,
+        args: list[str],
+        log_dir: Path,
+        cwd: Path | None = None,
+        limits: Limits | None = None,
+        isolation: "sandbox.Isolation | None" = None,
     ):
         self.script, self.args, self.log_dir = Path(script).resolve(), list(args), Path(log_dir)
         self.cwd = Path(cwd) if cwd else self.script.parent
         self.limits = limits
-        self.tag = uuid.uuid4().hex
+        self.isolation = isolation
+        self.tag = TAG_PREFIX + uuid.uuid4().hex
         self.groups: ControlGroups | None = None
+        self.runner: sandbox.Runner | None = None
+        self.workdir: Path | None = None  # a runner uid's own copy of the folder, without a sandbox
+        self.disk_used = 0  # bytes it left there (a sandbox's tmpfs caps its own)
         self.watchdog_fired = False
-        self.stdout_path = self.log_dir / f"{self.script.stem}-{self.tag[:8]}.out"
+        self.stdout_path = self.log_dir / f"{self.script.stem}-{self.tag[-8:]}.out"
         self.stderr_path = self.stdout_path.with_suffix(".err")
         self.popen: subprocess.Popen | None = None
+        self.server_pid = 0  # inside a sandbox, the server is a grandchild of popen
         self.host, self.port = "", 0
 
     @property
     def pid(self) -> int:
+        """The server's own process (inside a sandbox, not bubblewrap's)."""
         assert self.popen is not None, "the server was not started"
-        return self.popen.pid
+        return self.server_pid or self.popen.pid
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.limits is not None and self.isolation is not None and self.isolation.level == "sandbox"
 
     @property
     def address(self) -> tuple[str, int]:
@@ -150,46 +177,96 @@ class Server:
 
     def start(self, ready_timeout: float = 10.0) -> "Server":
         """Start the server and wait for its `Serving on HOST:PORT` line; ServerError if it never comes."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, TAG: self.tag, "PYTHONDONTWRITEBYTECODE": "1"}
-        command = [sys.executable, "-u", str(self.script), *self.args]
-        if self.limits is not None:
-            command = self._limited(command)
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.popen = subprocess.Popen(
-                command,
-                cwd=self.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        if self.limits is not None and not (self.groups and self.groups.caps_tasks) and os.geteuid() == 0:
-            threading.Thread(target=self._watch_tasks, daemon=True, name=f"watchdog {self.tag[:8]}").start()
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files: list[int] = []
+        try:
+            command, env, cwd = self._command(files)
+            with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+                self.popen = subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                    pass_fds=files,
+                )
+        finally:
+            for fd in files:
+                os.close(fd)
+        capped = (self.groups and self.groups.caps_tasks) or self.runner is not None
+        if self.limits is not None and not capped and os.geteuid() == 0:
+            threading.Thread(target=self._watch_tasks, daemon=True, name=f"watchdog {self.tag[-8:]}").start()
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             match = READY.search(self.output())
             if match:
                 self.host, self.port = match["host"], int(match["port"])
+                if self.sandboxed:
+                    self.server_pid = self._sandboxed_server()
                 return self
             if self.popen.poll() is not None:
                 raise ServerError(f"exited with status {self.popen.returncode} before printing 'Serving on HOST:PORT'")
             time.sleep(0.02)
         raise ServerError(f"printed no 'Serving on HOST:PORT' line within {ready_timeout:g} s")
 
-    def _limited(self, command: list[str]) -> list[str]:
-        """command, started through launch.py under self.limits."""
+    def _command(self, files: list[int]) -> tuple[list[str], dict[str, str], Path]:
+        """(command, environment, folder) to start the server with; files: descriptors to pass on."""
+        if self.limits is None:  # trusted: the kit's reference, as it is
+            env = {**os.environ, TAG: self.tag, "PYTHONDONTWRITEBYTECODE": "1"}
+            return [sys.executable, "-u", str(self.script), *self.args], env, self.cwd
+        level = self.isolation.level if self.isolation else "none"
+        python = self.isolation.python if self.isolation else sys.executable
+        if level != "none" and os.geteuid() == 0:
+            self.runner = sandbox.claim_runner()
+        uid = self.runner.uid if self.runner else None
+        sources = sorted(p for p in self.cwd.glob("*.py") if p.is_file() and not p.is_symlink())
+        if level == "sandbox":
+            assert self.isolation is not None
+            inside = []
+            for path in sources:
+                files.append(os.open(path, os.O_RDONLY | os.O_NOFOLLOW))
+                inside += ["--file", str(files[-1]), f"{sandbox.WORK}/{path.name}"]
+            bwrap = [sandbox.BWRAP, *sandbox.view(python, self.isolation.tmpfs_size), *inside]
+            command = [*bwrap, python, "-u", self.script.name, *self.args]
+            return self._limited(command, uid), sandbox.environment(sandbox.WORK, {TAG: self.tag}), Path("/")
+        cwd = self.cwd
+        if uid is not None:  # a runner uid without a sandbox: a copy of the folder of its own
+            cwd = self.workdir = self.log_dir.parent / f"work-{self.tag[-12:]}"
+            cwd.mkdir(mode=0o700)
+            for path in sources:
+                shutil.copyfile(path, cwd / path.name)
+                os.chown(cwd / path.name, uid, uid)
+            os.chown(cwd, uid, uid)
+        command = [python, "-u", self.script.name if uid is not None else str(self.script), *self.args]
+        return self._limited(command, uid), sandbox.environment(str(cwd), {TAG: self.tag}), cwd
+
+    def _limited(self, command: list[str], uid: int | None) -> list[str]:
+        """command, started through launch.py under self.limits (as uid, where given)."""
         assert self.limits is not None
         self.groups = ControlGroups(f"concurrency-lab-{self.tag}", self.limits)
         rlimits = {"RLIMIT_AS": self.limits.memory, "RLIMIT_FSIZE": self.limits.output}
         rlimits["RLIMIT_CPU"] = self.limits.cpu_seconds
-        if os.geteuid() != 0:  # counts every process of the user: leave room for those already running
+        rlimits["RLIMIT_NOFILE"] = self.limits.open_files
+        if uid is not None:  # a uid of its own: the cap counts its processes and threads, orphans included
+            rlimits["RLIMIT_NPROC"] = self.limits.tasks
+        elif os.geteuid() != 0:  # counts every process of the user: leave room for those already running
             rlimits["RLIMIT_NPROC"] = _user_processes() + self.limits.tasks
         launch = [sys.executable, "-I", "-S", str(LAUNCH)]
         launch += [f"--cgroup={path}" for path in self.groups.paths]
         launch += [f"--rlimit={name}={value}" for name, value in rlimits.items()]
+        launch += [f"--uid={uid}"] if uid is not None else []
         return [*launch, "--", *command]
+
+    def _sandboxed_server(self) -> int:
+        """The server's own pid: in bubblewrap's PID namespace, bubblewrap's init is 1 and the server 2."""
+        assert self.popen is not None
+        with contextlib.suppress(psutil.Error):
+            for proc in psutil.Process(self.popen.pid).children(recursive=True):
+                if _namespace_pids(proc.pid)[1:] == [2]:
+                    return proc.pid
+        raise ServerError("printed its ready line, but its process was not found in the sandbox")
 
     def _watch_tasks(self) -> None:
         """Where no cgroup caps the tree (root, no pids controller): kill the tree once it passes the cap."""
@@ -206,7 +283,15 @@ class Server:
 
     def task_limit_hit(self) -> bool:
         """Whether the server's tree ran into its cap on processes and threads."""
-        return self.watchdog_fired or (self.groups is not None and self.groups.task_limit_hit())
+        if self.watchdog_fired or (self.groups is not None and self.groups.task_limit_hit()):
+            return True
+        if self.runner is None or self.limits is None:
+            return False
+        tasks = 0
+        for proc in sandbox.processes_of(self.runner.uid):
+            with contextlib.suppress(psutil.Error):
+                tasks += proc.num_threads()
+        return tasks >= self.limits.tasks * 0.9  # RLIMIT_NPROC refuses the rest inside
 
     def output(self) -> str:
         """What the server has written to stdout so far."""
@@ -225,8 +310,10 @@ class Server:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace") if self.stderr_path.exists() else ""
 
     def send_signal(self, signum: int) -> None:
+        """Send signum to the server's own process (not to bubblewrap, which passes no signal on)."""
         if self.popen is not None and self.popen.poll() is None:
-            self.popen.send_signal(signum)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
 
     def wait(self, timeout: float) -> int | None:
         """The exit status, or None if the server is still running after timeout seconds."""
@@ -265,7 +352,8 @@ class Server:
         return list(found.values())
 
     def kill(self) -> list[int]:
-        """Kill the whole tree, reap the server, and return the pids that survived (none, normally)."""
+        """Kill the whole tree, reap the server, and return the pids that survived (none, normally).
+        A runner uid's processes are all killed, however they left the tree; then the uid is free again."""
         if self.popen is None:
             return []
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -279,9 +367,17 @@ class Server:
             if self.popen.poll() is None:
                 self.popen.wait(2)
         survivors = [proc.pid for proc in self.tree() if _alive(proc)]
+        if self.runner is not None:
+            survivors += sandbox.kill_uid(self.runner.uid)
+            if not survivors:
+                self.runner.release()
+                self.runner = None
+        if self.workdir is not None and not survivors:
+            self.disk_used = sum(p.stat().st_size for p in self.workdir.rglob("*") if p.is_file())
+            shutil.rmtree(self.workdir, ignore_errors=True)
         if self.groups is not None and not survivors:
             self.groups.remove()
-        return survivors
+        return sorted(set(survivors))
 
 
 def _user_processes() -> int:
@@ -291,6 +387,15 @@ def _user_processes() -> int:
         with contextlib.suppress(psutil.Error, TypeError):
             count += proc.info["uids"].real == uid
     return count
+
+
+def _namespace_pids(pid: int) -> list[int]:
+    """pid in each PID namespace it belongs to, outermost first (/proc/PID/status, NSpid)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return [int(n) for n in line.split()[1:]]
+    return []
 
 
 def _cmdline(proc: psutil.Process) -> list[str]:

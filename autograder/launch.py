@@ -1,32 +1,58 @@
 """Start a command under limits, then become it (exec): the limits hold for it and all it starts.
 
-    python -I -S launch.py [--cgroup DIR ...] [--rlimit NAME=VALUE ...] -- COMMAND [ARG ...]
+    python -I -S launch.py [--cgroup DIR ...] [--rlimit NAME=VALUE ...] [--uid UID] -- COMMAND [ARG ...]
 
---cgroup DIR: join that control group (its cgroup.procs) before exec; --rlimit: e.g. RLIMIT_AS=4294967296.
-Run by the harness (harness.Limits), never by hand. Standard library only, so that it starts fast.
+In this order, everything decided before exec: join each control group (its cgroup.procs, as root);
+set the rlimits (e.g. RLIMIT_AS=4294967296); with --uid, drop every group and become UID (real,
+effective and saved, group likewise); then no_new_privs (no setuid program can give privileges back),
+and a parent-death signal: if the grader dies, this process dies with it (SIGKILL).
+Run by the harness and sandbox modules, never by hand. Standard library only, so that it starts fast.
 """
 
 import argparse
+import ctypes
 import os
 import resource
+import signal
 import sys
+
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+
+
+def prctl(option: int, value: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cgroup", action="append", default=[])
     parser.add_argument("--rlimit", action="append", default=[])
+    parser.add_argument("--uid", type=int)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command")
+    parent = os.getppid()
     for group in args.cgroup:
         with open(os.path.join(group, "cgroup.procs"), "w") as procs:
             procs.write(str(os.getpid()))
     for limit in args.rlimit:
         name, value = limit.split("=")
         resource.setrlimit(getattr(resource, name), (int(value), int(value)))
+    if args.uid is not None:
+        os.setgroups([])
+        os.setresgid(args.uid, args.uid, args.uid)
+        os.setresuid(args.uid, args.uid, args.uid)
+        if os.getuid() != args.uid or os.geteuid() != args.uid or os.getgroups() not in ([], [args.uid]):
+            sys.exit(f"launch: could not become uid {args.uid}")
+    if sys.platform.startswith("linux"):
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
+        if os.getppid() != parent:  # the grader died before the signal was armed
+            sys.exit("launch: the grader is gone")
     os.execv(command[0], command)
 
 

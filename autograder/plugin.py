@@ -1,8 +1,6 @@
-"""The pytest plugin that grades: it keeps the checks asked for, turns each outcome into a Result
-with its points and feedback, and writes results.json after every check (so an interrupted run
-still leaves one)."""
+"""The pytest plugin that grades: it keeps the checks asked for, and turns each outcome into a Result
+with its points and feedback. results.json is written once, by grade.run_checks, when grading ends."""
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,9 +8,9 @@ from pathlib import Path
 import pytest
 from _pytest.outcomes import Failed
 
-from autograder import ALL_MODES, MODES, OPTIONAL_MODES
+from autograder import ALL_MODES, MODES, OPTIONAL_MODES, sandbox
 from autograder.harness import Limits, Server
-from autograder.rubric import CATEGORIES, Deduction, Result
+from autograder.rubric import CATEGORIES, Deduction, Result, write_atomically
 
 CHECKS = Path(__file__).with_name("checks")
 
@@ -28,12 +26,13 @@ class Grader:
         only: tuple[str, ...] = (),
         include_hidden: bool = True,
         time_limit: float = 120.0,
-        json_path: Path | None = None,
         on_result: Callable[[Result], None] | None = None,
     ):
         self.submission, self.log_dir, self.modes, self.only = submission, log_dir, modes, only
-        self.include_hidden, self.json_path, self.on_result = include_hidden, json_path, on_result
+        self.include_hidden, self.on_result = include_hidden, on_result
         self.limits = Limits()
+        self.isolation = sandbox.TURNED_OFF  # grade.run_checks sets what it found
+        self.broken: dict[str, str] = {}  # optional modes whose file could not be taken in: the reason
         self.start_failures: dict[tuple, str] = {}  # a server that did not start is not started again
         self.deadline = time.monotonic() + time_limit
         self.time_limit = time_limit
@@ -56,7 +55,8 @@ class Grader:
             mode = _param(item, "mode")
             if mode not in self.modes or (mark.kwargs["hidden"] and not self.include_hidden):
                 continue
-            if mode in OPTIONAL_MODES and not (self.submission / f"{mode}_server.py").is_file():
+            handed_in = (self.submission / f"{mode}_server.py").is_file() or mode in self.broken
+            if mode in OPTIONAL_MODES and not handed_in:
                 continue  # the optional part is graded only when it is handed in
             if self.only and not any(word in item.nodeid or word == mark.kwargs["category"] for word in self.only):
                 continue
@@ -92,6 +92,9 @@ class Grader:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         item.lab_servers = []  # the servers a check starts, to explain its failure
+        mode = _param(item, "mode")
+        if mode in self.broken:
+            raise Deduction(f"not run: {self.broken[mode]}")
         if time.monotonic() > self.deadline:
             raise Deduction(
                 f"not run: grading reached its limit of {self.time_limit:g} s; the checks before this one "
@@ -119,6 +122,12 @@ class Grader:
                 item.lab_outcome = ("error", f"grader fault in {where}: {type(exc).__name__}: {exc}")
         elif call.when == "call" and report.passed and outcome is None:
             item.lab_outcome = ("passed", "")
+        if call.when == "teardown" and call.excinfo is not None:
+            exc = call.excinfo.value
+            if isinstance(exc, Deduction):  # found at teardown, e.g. too much left on disk
+                item.lab_outcome = ("failed", str(exc))
+            else:  # e.g. processes that survived SIGKILL: never a pass
+                item.lab_outcome = ("error", f"grader fault in teardown of {item.nodeid}: {type(exc).__name__}: {exc}")
         if call.when == "teardown":
             self._record(item)
         return report
@@ -135,7 +144,6 @@ class Grader:
         number_results(self.results)
         if self.on_result:
             self.on_result(result)
-        self.write_json()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
@@ -159,10 +167,11 @@ class Grader:
         part = [r for r in self.results if r.category == "optional"]
         return sum(r.points for r in part), sum(r.max_points for r in part)
 
-    def write_json(self, interrupted: str = "") -> None:
-        if self.json_path is None:
-            return
+    def write_json(self, path: Path, interrupted: str = "") -> None:
+        """Gradescope's results.json, written whole (atomically), once grading has ended."""
         output = f"{self.score:g} / {self.max_score:g} points over {len(self.results)} checks."
+        if self.isolation.warning:
+            output += f" Warning: {self.isolation.warning}."
         if self.optional[1]:
             output += f" Optional part, apart from that score: {self.optional[0]:g} / {self.optional[1]:g} points."
         if self.problems:
@@ -190,10 +199,7 @@ class Grader:
             ],
             "leaderboard": [],
         }
-        self.json_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.json_path.with_suffix(".partial")
-        partial.write_text(json.dumps(results, indent=2))
-        partial.replace(self.json_path)  # never a half-written results.json
+        write_atomically(path, results)
 
 
 def _describe(item: pytest.Item) -> Result:

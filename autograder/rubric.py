@@ -2,7 +2,10 @@
 Deduction, the one exception that means "the submission lost these points" (anything else that
 goes wrong in a check is a fault of the grader, and is reported as such, never as a zero)."""
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +72,11 @@ class Result:
     def check(self) -> str:
         """The check's name, the same for every mode."""
         return f"{CATEGORIES[self.category]}: {self.title}" + (f" [{self.variant}]" if self.variant else "")
+
+
+def write_atomically(path: Path, results: dict) -> None:
+    """Write a results.json whole or not at all: a temporary file beside it, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(results, indent=2))
+    partial.replace(path)

@@ -6,7 +6,7 @@ import pytest
 
 from autograder.harness import Server, ServerError
 from autograder.plugin import Grader
-from autograder.rubric import Deduction
+from autograder.rubric import Deduction, expect
 
 Serve = Callable[..., Server]
 
@@ -25,8 +25,9 @@ def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
         key = (mode, args)
         if key in grading.start_failures:
             raise Deduction(grading.start_failures[key])
+        script = grading.submission / f"{mode}_server.py"
         server = Server(
-            grading.submission / f"{mode}_server.py", ["--port", "0", *args], grading.log_dir, limits=grading.limits
+            script, ["--port", "0", *args], grading.log_dir, limits=grading.limits, isolation=grading.isolation
         )
         servers.append(server)
         try:
@@ -40,3 +41,9 @@ def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
     left = {server.script.name: server.kill() for server in servers}
     if any(left.values()):
         raise RuntimeError(f"processes that survived SIGKILL: {left}")
+    for server in servers:  # a sandbox's tmpfs caps the disk; a runner uid's own folder is measured here
+        expect(
+            server.disk_used <= grading.limits.disk,
+            f"{server.script.name} left {server.disk_used >> 20} MiB in its folder: "
+            f"at most {grading.limits.disk >> 20} MiB may be written",
+        )
