@@ -1,7 +1,9 @@
 """Start methods: the multiprocess server under fork, spawn and forkserver. 8 points."""
 
+import contextlib
 import time
 
+import psutil
 import pytest
 
 from autograder.checks.probes import eventually, seen, served
@@ -33,3 +35,26 @@ def check_start_method(serve, mode, method):
             f"under --start-method {method}, {len(server.workers())} child processes were left, "
             "not just the held client's",
         )
+        (worker,) = server.workers()
+        started = started_by(server, worker)
+        expect(
+            started == method,
+            f"under --start-method {method}, the child serving a client was started by {started}: "
+            "start each child from multiprocessing.get_context(start_method), not multiprocessing.Process",
+        )
+
+
+def started_by(server, worker: psutil.Process) -> str:
+    """How a child was started, from what the system shows of it: spawn runs a fresh interpreter with
+    multiprocessing's spawn_main; forkserver's children are forked by the fork server; fork's by the
+    server itself, as copies of it."""
+    with contextlib.suppress(psutil.Error):
+        command = " ".join(worker.cmdline())
+        if "spawn_main" in command or "--multiprocessing-fork" in command:
+            return "spawn"
+        parent = worker.parent()
+        if parent is not None and "multiprocessing.forkserver" in " ".join(parent.cmdline()):
+            return "forkserver"
+        if parent is not None and parent.pid == server.pid:
+            return "fork"
+    return "an unknown method"
