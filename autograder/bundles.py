@@ -15,26 +15,43 @@ SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, when it builds the autograder image (Ubuntu, as root).
 set -euo pipefail
 apt-get update -qq
-apt-get install -y -qq python3 python3-venv python3-pip
+apt-get install -y -qq python3 python3-venv python3-pip bubblewrap
 python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --quiet -r /autograder/source/requirements-grader.txt
 """
 
-RUN_AUTOGRADER = """#!/usr/bin/env bash
+RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 # Gradescope runs this for each submission; it writes /autograder/results/results.json.
 # Options given to it go to `python -m autograder grade` (e.g. --mode single).
+# Only the grader's own result is published: it writes it where no submission can reach, and only
+# when it ends as a grader should (0 graded, 2 not gradable, 3 grader fault); else the result says
+# that the grader failed. Servers must run isolated (--require-isolation).
 set -uo pipefail
 root=${AUTOGRADER_ROOT:-/autograder}
 python=${PYTHON:-$root/venv/bin/python}
+results="$root/results/results.json"
+mkdir -p "$root/results"
+rm -f "$results"
+chmod 700 "$root/source" "$root/submission" "$root/results" 2>/dev/null
 handler=$(find "$root/submission" -name handler.py -not -path '*/__MACOSX/*' | head -n 1)
 submission=$(dirname "${handler:-$root/submission/handler.py}")
-mkdir -p "$root/results"
+private=$(mktemp -d)
+trap 'rm -rf "$private"' EXIT
 cd "$root/source"
-"$python" -m autograder grade "$submission" --json "$root/results/results.json" "$@" 2> "$root/results/stderr.txt"
+"$python" -m autograder grade "$submission" --require-isolation --json "$private/results.json" "$@" \
+  2> "$private/stderr.txt"
 status=$?
-cat "$root/results/stderr.txt" >&2
-if [ "$status" -eq 2 ]; then  # not gradable: still give Gradescope a results.json that says why
-  "$python" -m autograder.bundles not-gradable "$(tail -n 1 "$root/results/stderr.txt")" "$root/results/results.json"
+cat "$private/stderr.txt" >&2
+case $status in
+  0|2|3) ok=yes ;;
+  *) ok=no ;;
+esac
+if [ "$ok" = yes ] && [ -s "$private/results.json" ]; then
+  cp "$private/results.json" "$results"
+else
+  reason=$(tail -n 1 "$private/stderr.txt" | tr -d '"\\' | cut -c 1-500)
+  printf '{"score": 0, "visibility": "hidden", "tests": [], "output": "%s"}\n' \
+    "The grader failed (exit status $status), so this is not a grade: $reason" > "$results"
 fi
 exit 0
 """
@@ -103,12 +120,3 @@ def check_extracted(folder: Path) -> list[str]:
     """The files of an extracted bundle that give a solution away (none, normally)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     return [str(p.relative_to(folder)) for p in files if leaked(p.name, p.read_bytes())]
-
-
-if __name__ == "__main__":  # run_autograder's fallback: python -m autograder.bundles not-gradable REASON PATH
-    import json
-    import sys
-
-    if sys.argv[1:2] == ["not-gradable"] and len(sys.argv) == 4:
-        results = {"score": 0, "output": sys.argv[2], "tests": [], "visibility": "visible"}
-        Path(sys.argv[3]).write_text(json.dumps(results, indent=2))
