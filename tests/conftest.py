@@ -2,13 +2,15 @@
 127.0.0.1 with port 0, each killed with its whole process tree after the test, however it ends."""
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from autograder import ALL_MODES, MODES, OPTIONAL_FILES, SERVER_FILES, SOLUTION
-from autograder.harness import Server
+from autograder.harness import TAG, Server
 
 StartServer = Callable[..., Server]
 
@@ -54,3 +56,24 @@ def mutant(folder: Path, file: str, old: str, new: str, optional: bool = False) 
     assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {file}"
     (folder / file).write_text(text.replace(old, new))
     return folder
+
+
+def leftovers(prefix: str, settle: float = 3.0) -> list[str]:
+    """Live processes of the servers that gradings started with CONCURRENCY_LAB_TAG_PREFIX=prefix, or
+    marked "attack-marker" (in their command line) by a hostile test submission that sheds its
+    environment; waits up to settle seconds for processes that are being killed to go."""
+    deadline = time.monotonic() + settle
+    while True:
+        alive = []
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                marked = "attack-marker" in " ".join(proc.info["cmdline"] or [])
+                if marked or proc.environ().get(TAG, "").startswith(prefix):
+                    alive.append(f"{proc.pid} {proc.info['cmdline']}")
+            except psutil.Error:
+                continue
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)

@@ -85,3 +85,36 @@ def test_a_bundle_holding_a_solution_file_is_refused(tmp_path):
     with pytest.raises(release.ReleaseError, match=r"solution code in handler\.py"):
         _write(tmp_path / "x.zip", {"handler.py": (SOLUTION / "handler.py").read_bytes()})
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_run_autograder_publishes_only_what_the_grader_wrote_and_ended_well(tmp_path):
+    """A grader that crashes (here: a stand-in that writes a perfect result, then exits 1) gets a result
+    that says the grader failed, never what is on disk."""
+    fake = tmp_path / "fake-python"
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        'forged=\'{"score": 100, "tests": []}\'\n'
+        'for a in "$@"; do if [ "$prev" = --json ]; then echo "$forged" > "$a"; fi; prev=$a; done\n'
+        'echo "$forged" > "$AUTOGRADER_ROOT/results/results.json"\n'
+        "echo 'Killed' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    gradescope_bundle(tmp_path / "autograder.zip")
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as bundle:
+        bundle.extractall(tmp_path / "source")
+    (tmp_path / "submission").mkdir()
+    env = {**os.environ, "AUTOGRADER_ROOT": str(tmp_path), "PYTHON": str(fake)}
+    run = subprocess.run(["bash", tmp_path / "source" / "run_autograder"], env=env, capture_output=True, timeout=60)
+    assert run.returncode == 0
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert results["score"] == 0 and results["visibility"] == "hidden"
+    assert results["output"].startswith("The grader failed (exit status 1), so this is not a grade: Killed")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("bwrap"), reason="isolation needs root and bubblewrap")
+def test_run_autograder_grades_a_forging_submission_at_its_honest_score(tmp_path):
+    from test_attacks import FORGE, hostile
+
+    submission = hostile(tmp_path / "forger", FORGE)
+    results = gradescope(tmp_path, [submission / name for name in SERVER_FILES], "--mode", "single", "--check", "echo")
+    assert results["score"] == 0 and results["tests"] and "forged" not in json.dumps(results)

@@ -1,0 +1,462 @@
+"""Hostile submissions against the real grader: each attack that once worked against a grader running
+student code as its own user, made again. The grade must not be forged, the kit and the course must stay
+unchanged, no secret may reach the feedback, and nothing of the submission may be left running; with
+cgroups writable, and with cgroups hidden (as in a container, where only the runner uid's RLIMIT_NPROC
+caps the processes)."""
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autograder import ASSIGNMENT, KIT, SERVER_FILES, SOLUTION
+
+from conftest import leftovers
+
+SINGLE = ("--mode", "single")
+RUN = f"attack-{os.getpid()}-"  # the tag prefix of every server these tests' gradings start
+SECRET = "instructor-token-4f1c9e"
+isolating = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("bwrap"), reason="runner uids need root, the sandbox bubblewrap"
+)
+pytestmark = isolating
+
+
+def hostile(folder: Path, attack: str, base: Path = ASSIGNMENT) -> Path:
+    """A submission: base's files, with attack (Python source) run when single_server.py's serve() starts.
+    From the unfilled skeleton, its honest score is 0."""
+    folder.mkdir(parents=True)
+    for name in SERVER_FILES:
+        shutil.copy(base / name, folder / name)
+    server = (folder / "single_server.py").read_text()
+    body = "\n".join(
+        ["    def attack():", textwrap.indent(textwrap.dedent(attack).strip(), " " * 8), "    attack()", ""]
+    )
+    start = server.index("    ###") if "    ###" in server else server.index("    # YOUR CODE HERE")
+    (folder / "single_server.py").write_text(server[:start] + body + server[start:])
+    return folder
+
+
+def grader_command(cgroups: str, *args: object) -> list[str]:
+    command = [sys.executable, "-m", "autograder", "grade", *map(str, args)]
+    if cgroups == "hidden":  # a private mount namespace where /sys/fs/cgroup is an empty read-only tmpfs
+        mount = 'mount -t tmpfs -o ro,size=4k tmpfs /sys/fs/cgroup && exec "$@"'
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, "sh", *command]
+    return command
+
+
+def run_grader(cgroups: str, *args: object, env: dict | None = None, timeout: float = 120, cwd: Path = KIT):
+    environment = {
+        **os.environ,
+        "COLUMNS": "200",
+        "CONCURRENCY_LAB_TAG_PREFIX": RUN,
+        "PYTHONPATH": str(KIT),
+        **(env or {}),
+    }
+    return subprocess.run(
+        grader_command(cgroups, *args), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment
+    )
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and ".venv" not in p.parts and ".git" not in p.parts
+    }
+
+
+FORGE = """
+import json, os, signal
+forged = {"score": 100, "tests": [], "output": "forged"}
+pids = [os.getppid()] + [int(p) for p in os.listdir("/proc") if p.isdigit()]
+for pid in pids:
+    try:
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+    except OSError:
+        continue
+    if b"--json" in argv:
+        try:
+            json.dump(forged, open(argv[argv.index(b"--json") + 1].decode(), "w"))
+        except OSError:
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+@pytest.mark.parametrize("cgroups", ["writable", "hidden"])
+def test_a_submission_cannot_forge_its_result_nor_kill_the_grader(tmp_path, cgroups):
+    submission = hostile(tmp_path / "sub", FORGE)
+    out = tmp_path / "results" / "results.json"
+    out.parent.mkdir()
+    run = run_grader(cgroups, submission, "--mode", "single", "--check", "echo", "--json", out)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results["score"] == 0 and results["tests"] and "forged" not in results["output"]
+    assert "servers run isolated (a runner uid of their own, bubblewrap" in " ".join(run.stdout.split())
+    assert leftovers(RUN) == []
+
+
+def test_the_forgery_is_real_it_works_without_isolation(tmp_path):
+    submission = hostile(tmp_path / "sub", FORGE)
+    out = tmp_path / "results" / "results.json"
+    out.parent.mkdir()  # as Gradescope's /autograder/results is
+    run = run_grader(
+        "writable", submission, "--mode", "single", "--check", "echo", "--json", out, "--isolation", "none"
+    )
+    assert run.returncode == -signal.SIGKILL and json.loads(out.read_text())["output"] == "forged"
+
+
+DAEMON = """
+import json, os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        for line in open("/proc/self/cgroup").read().splitlines():  # out of every control group
+            for controller in line.split(":")[1].split(",") or [""]:
+                try:
+                    open(f"/sys/fs/cgroup/{controller}/cgroup.procs", "w").write(str(os.getpid()))
+                except OSError:
+                    pass
+        code = (
+            "import json, time\\n"
+            "for _ in range(300):\\n"
+            "    try: json.dump({'score': 100, 'tests': []}, open(%r, 'w'))\\n"
+            "    except OSError: pass\\n"
+            "    time.sleep(0.2)  # attack-marker\\n"
+        ) % RESULTS
+        os.execve("/usr/bin/python3", ["python3", "-c", code, "attack-marker"], {})
+    os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("cgroups", ["writable", "hidden"])
+def test_a_daemon_that_escapes_the_tree_does_not_outlive_grading(tmp_path, cgroups):
+    out = tmp_path / "results" / "results.json"
+    submission = hostile(tmp_path / "sub", f"RESULTS = {str(out)!r}\n" + DAEMON)
+    run = run_grader(cgroups, submission, "--mode", "single", "--check", "echo", "--json", out)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert leftovers(RUN) == []
+    time.sleep(0.5)  # a daemon that survived would rewrite the results now
+    assert json.loads(out.read_text())["score"] == 0
+
+
+def test_the_daemon_is_real_it_outlives_a_grading_without_isolation(tmp_path):
+    out = tmp_path / "results" / "results.json"
+    submission = hostile(tmp_path / "sub", f"RESULTS = {str(out)!r}\n" + DAEMON)
+    try:
+        run = run_grader(
+            "writable", submission, "--mode", "single", "--check", "echo", "--json", out, "--isolation", "none"
+        )
+        assert run.returncode == 0
+        time.sleep(0.5)
+        assert json.loads(out.read_text())["score"] == 100  # rewritten after the grader had ended
+    finally:
+        for proc in psutil.process_iter(["cmdline"]):
+            if "attack-marker" in " ".join(proc.info["cmdline"] or []):
+                proc.kill()  # the daemon this test started, found by its marker
+
+
+def test_a_submission_cannot_change_the_kit_for_the_next_student(tmp_path):
+    before = digest(KIT)
+    targets = [KIT / "locustfile.py", KIT / "autograder" / "rubric.py", KIT / "autograder" / "checks" / "conftest.py"]
+    attack = f"""
+for path in {[str(t) for t in targets]!r}:
+    try:
+        with open(path, "a") as file:
+            file.write("\\nraise SystemExit('poisoned')\\n")
+    except OSError as exc:
+        print("could not poison", path, exc)
+"""
+    submission = hostile(tmp_path / "sub", attack)
+    run = run_grader("writable", submission, "--mode", "single", "--check", "echo", "--check", "load")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert digest(KIT) == before
+    # the next submission, the unfilled skeleton, is graded by the same kit as ever
+    after = run_grader("writable", ASSIGNMENT, "--mode", "single", "--check", "echo", "--check", "load")
+    assert "Concurrency Lab: 0 / 6 points" in after.stdout and after.returncode == 0
+    assert leftovers(RUN) == []
+
+
+def test_no_secret_of_the_instructor_reaches_the_feedback(tmp_path):
+    course = tmp_path / "course"
+    (course / "source" / "lab").mkdir(parents=True)
+    shutil.copy(SOLUTION / "handler.py", course / "source" / "lab" / "handler.py")
+    (course / "gradebook.db").write_text("gradebook")
+    os.chmod(tmp_path, 0o755)  # an instructor's course folder is often readable by everyone
+    attack = f"""
+import glob, os, sys
+found = [os.environ.get("INSTRUCTOR_TOKEN", "")]
+for path in ["/proc/1/environ", f"/proc/{{os.getppid()}}/environ", {str(KIT / "solution" / "handler.py")!r},
+             *glob.glob({str(course)!r} + "/**/*", recursive=True)]:
+    try:
+        found.append(open(path, "rb").read().decode(errors="replace"))
+    except OSError:
+        pass
+try:
+    open({str(course / "gradebook.db")!r}, "w").write("overwritten")
+except OSError:
+    pass
+leak = " ".join(" ".join(found).split())
+sys.stderr.write(leak[-3000:] + "\\n")
+print(leak[-3000:])
+raise SystemExit(leak[-3000:])
+"""
+    submission = hostile(tmp_path / "sub", attack)
+    out = tmp_path / "results.json"
+    run = run_grader(
+        "writable", submission, "--mode", "single", "--check", "echo", "--json", out,
+        env={"INSTRUCTOR_TOKEN": SECRET}, cwd=course,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    printed = out.read_text() + run.stdout + run.stderr
+    assert "printed on stderr" in printed  # the submission's own output does come back
+    assert SECRET not in printed and "BEGIN SOLUTION" not in printed and "build_reply(request)" not in printed
+    assert (course / "gradebook.db").read_text() == "gradebook"
+    assert leftovers(RUN) == []
+
+
+ORPHANS = """
+import os, sys, time
+forked = 0
+for _ in range(1100):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        os.setsid()
+        os.execve("/usr/bin/sleep", ["attack-marker", "120"], {})
+    forked += 1
+print(f"forked {forked}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("cgroups", ["writable", "hidden"])
+def test_orphans_are_capped_and_none_survives(tmp_path, cgroups):
+    submission = hostile(tmp_path / "sub", ORPHANS)
+    logs = tmp_path / "logs"
+    run = run_grader(cgroups, submission, "--mode", "single", "--check", "echo", "--keep-logs", logs)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    counts = [
+        int(line.split()[1]) for p in logs.glob("*.out") for line in p.read_text().splitlines() if "forked" in line
+    ]
+    assert counts and max(counts) < 1024, counts  # the cap (1024 tasks, the server's own included) held
+    assert leftovers(RUN, 10) == []
+
+
+def test_descriptors_and_disk_are_bounded(tmp_path):
+    attack = """
+import os
+fds = []
+try:
+    for _ in range(20000):
+        fds.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+print(f"descriptors {len(fds)}", flush=True)
+for fd in fds:
+    os.close(fd)
+written = 0
+for folder in (".", "/tmp"):
+    try:
+        with open(os.path.join(folder, "fill"), "wb") as file:
+            for _ in range(200):
+                file.write(b"x" * (1 << 20))
+                file.flush()
+                written += 1 << 20
+    except OSError:
+        pass
+print(f"written {written}", flush=True)
+"""
+    submission = hostile(tmp_path / "sub", attack)
+    logs = tmp_path / "logs"
+    run = run_grader("writable", submission, "--mode", "single", "--check", "echo", "--keep-logs", logs)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    log = "\n".join(p.read_text() for p in logs.glob("*.out"))
+    descriptors = int(log.split("descriptors ")[1].split()[0])
+    written = int(log.split("written ")[1].split()[0])
+    assert descriptors < 4096 and written <= 64 << 20, (descriptors, written)
+    assert leftovers(RUN) == []
+
+
+def marked() -> list[int]:
+    """Processes that carry the attacks' marker in their command line."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if "attack-marker" in " ".join(proc.info["cmdline"] or []) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+    return found
+
+
+def test_nothing_of_the_submission_outlives_a_killed_grader(tmp_path):
+    attack = """
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    os.execve("/usr/bin/python3", ["python3", "-c", "import time; time.sleep(300)", "attack-marker"], {})
+"""
+    submission = hostile(tmp_path / "sub", attack, base=SOLUTION)  # a correct server: the load check lasts
+    grader = subprocess.Popen(
+        grader_command("writable", submission, *SINGLE, "--check", "load"),
+        cwd=KIT,
+        env={**os.environ, "CONCURRENCY_LAB_TAG_PREFIX": RUN},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not marked() and time.monotonic() < deadline and grader.poll() is None:
+            time.sleep(0.05)
+        assert marked(), "the attack never ran"
+    finally:
+        grader.send_signal(signal.SIGKILL)
+        grader.wait(10)
+    assert leftovers(RUN, 5) == []
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda d: (d / "handler.py").write_text("x = 1\n" * ((20 << 20) // 6)), "handler.py has 20.0 MiB"),
+        (lambda d: (d / "handler.py").unlink() or (d / "handler.py").symlink_to(SOLUTION / "handler.py"), "symbolic"),
+        (lambda d: (d / "handler.py").unlink() or os.mkfifo(d / "handler.py"), "not a regular file"),
+        (lambda d: (d / "handler.py").write_text("x = (" * 300 + ")" * 300), "does not parse"),
+    ],
+    ids=["20 MB", "symlink", "fifo", "too deep"],
+)
+def test_intake_refuses_what_it_should_not_read_quickly(tmp_path, make, reason):
+    submission = hostile(tmp_path / "sub", "pass")
+    make(submission)
+    start = time.monotonic()
+    out = tmp_path / "results.json"
+    run = run_grader("writable", submission, "--json", out, timeout=60)
+    assert run.returncode == 2 and reason in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert json.loads(out.read_text())["output"].startswith("not gradable:")
+    assert time.monotonic() - start < 30
+
+
+def test_a_broken_optional_file_costs_only_the_optional_part(tmp_path):
+    submission = tmp_path / "sub"
+    submission.mkdir()
+    for name in SERVER_FILES:
+        shutil.copy(SOLUTION / name, submission / name)
+    (submission / "threadpool_server.py").write_text("def serve(:\n")
+    out = tmp_path / "results.json"
+    run = run_grader(
+        "writable", submission, "--mode", "single", "--mode", "threadpool", "--check", "echo", "--json", out
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    tests = {t["tags"][1]: t for t in json.loads(out.read_text())["tests"]}
+    assert tests["single"]["score"] == 2
+    assert tests["threadpool"]["score"] == 0 and "threadpool_server.py does not parse" in tests["threadpool"]["output"]
+
+
+def test_without_bubblewrap_a_runner_uid_alone_is_flagged_and_can_be_refused(tmp_path):
+    attack = """
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    os.execve("/usr/bin/python3", ["python3", "-c", "import time; time.sleep(300)", "attack-marker"], {})
+"""
+    submission = hostile(tmp_path / "sub", attack)
+    no_bwrap = {"CONCURRENCY_LAB_BWRAP": str(tmp_path / "no-bwrap")}
+    out = tmp_path / "results.json"
+    run = run_grader("writable", submission, "--mode", "single", "--check", "echo", "--json", out, env=no_bwrap)
+    printed = " ".join(run.stdout.split())
+    assert (
+        run.returncode == 0 and "servers run as a runner uid of their own, but bubblewrap is not installed" in printed
+    )
+    assert "not isolated: a submission could alter this result" in json.loads(out.read_text())["output"]
+    assert leftovers(RUN) == []  # the daemon left the tree, but not its uid
+    refused = run_grader("writable", submission, "--require-isolation", env=no_bwrap)
+    assert refused.returncode == 3 and "isolation is required" in refused.stderr
+
+
+FAKE_THREADS = '''
+"""A multithread server in name only."""
+
+import threading
+import time
+
+from handler import Listener, handle_client, run
+
+
+def serve(listener: Listener) -> None:
+    for _ in range(2):  # threads to show, that serve no one
+        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+    while (client := listener.accept()) is not None:
+        conn, addr = client
+        conn.settimeout(0.25)  # a client that stays quiet is dropped, so the next one is served at once
+        try:
+            handle_client(conn, addr)
+        except OSError:
+            conn.close()
+
+
+if __name__ == "__main__":
+    run(serve, __doc__)
+'''
+
+
+def test_a_multithread_server_that_drops_quiet_clients_loses_the_held_client_check(tmp_path):
+    submission = tmp_path / "sub"
+    submission.mkdir()
+    for name in SERVER_FILES:
+        shutil.copy(SOLUTION / name, submission / name)
+    handler = (submission / "handler.py").read_text()
+    assert handler.count("        conn.settimeout(IDLE_TIMEOUT)\n") == 1
+    (submission / "handler.py").write_text(handler.replace("        conn.settimeout(IDLE_TIMEOUT)\n", ""))
+    (submission / "multithread_server.py").write_text(FAKE_THREADS)
+    out = tmp_path / "results.json"
+    run = run_grader("writable", submission, "--mode", "multithread", "--check", "concurrency", "--json", out)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    tests = {t["name"]: t for t in json.loads(out.read_text())["tests"]}
+    held = tests["Concurrency: A silent client blocks no one (single: it does): multithread"]
+    assert held["score"] == 0 and "a quiet client must still be served, not dropped" in held["output"]
+
+
+def test_a_process_server_that_ignores_the_start_method_loses_those_points(tmp_path):
+    submission = tmp_path / "sub"
+    submission.mkdir()
+    for name in SERVER_FILES:
+        shutil.copy(SOLUTION / name, submission / name)
+    server = (submission / "multiprocess_server.py").read_text()
+    (submission / "multiprocess_server.py").write_text(server.replace("context.Process(", "multiprocessing.Process("))
+    out = tmp_path / "results.json"
+    run = run_grader("writable", submission, "--mode", "multiprocess", "--check", "start_method", "--json", out)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    scores = {t["name"].split("[")[1].split("]")[0]: t for t in json.loads(out.read_text())["tests"]}
+    assert scores["fork"]["score"] == 2
+    for method in ("spawn", "forkserver"):
+        assert scores[method]["score"] == 0 and "was started by fork" in scores[method]["output"]
+
+
+def test_without_bubblewrap_the_disk_a_server_fills_is_measured_and_costs_the_check(tmp_path):
+    attack = """
+for name in ("fill-1", "fill-2"):  # each under the 64 MiB a single file may have
+    with open(name, "wb") as file:
+        for _ in range(50):
+            file.write(b"x" * (1 << 20))
+"""
+    submission = hostile(tmp_path / "sub", attack)
+    no_bwrap = {"CONCURRENCY_LAB_BWRAP": str(tmp_path / "no-bwrap")}
+    out = tmp_path / "results.json"
+    run = run_grader("writable", submission, *SINGLE, "--check", "echo", "--json", out, env=no_bwrap)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    (test,) = json.loads(out.read_text())["tests"]
+    assert test["score"] == 0 and "left 100 MiB in its folder: at most 64 MiB may be written" in test["output"]
