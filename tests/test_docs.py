@@ -1,7 +1,10 @@
 """The README tells the truth: its rubric is the grader's, and its set-up commands are the ones CI runs."""
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from autograder import KIT
 
@@ -27,7 +30,25 @@ def test_readme_gives_the_two_set_up_commands_and_ci_runs_the_same_install_and_t
     assert "pip install --quiet -r requirements.txt" in ci and "python -m pytest" in ci
 
 
-def test_requirements_pin_every_package():
+def test_requirements_pin_every_package_and_install_the_kit_in_place():
     lines = [line for line in (KIT / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
-    assert lines and all("==" in line for line in lines)
+    assert lines[0] == "-e ." and all("==" in line for line in lines[1:])
     assert {line.split("==")[0] for line in lines} >= {"locust", "nbgrader", "pytest", "psutil", "rich"}
+
+
+def test_the_installed_kit_runs_from_any_folder(tmp_path):
+    """`python -m autograder` and the `concurrency-lab` command work outside the kit, and find its data."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    command = shutil.which("concurrency-lab", path=str(Path(sys.executable).parent))
+    assert command, "the console command is not installed beside this Python"
+    rubric = subprocess.run([command, "rubric"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert rubric.returncode == 0 and "**total**" in rubric.stdout
+    run = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", KIT / "solution", "--mode", "single", "--check", "echo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 0 and "2 / 2 points" in run.stdout, run.stdout + run.stderr
