@@ -10,6 +10,7 @@ import socket
 import time
 
 from handler import (
+    DRAIN_SECONDS,
     HEAD_END,
     IDLE_TIMEOUT,
     MAX_REQUEST,
@@ -21,6 +22,7 @@ from handler import (
     log,
     log_request,
     run,
+    unread,
     work_setting,
 )
 
@@ -34,6 +36,7 @@ class Client:
         self.request = bytearray()  # what has been read so far
         self.reply = b""  # what is left to send
         self.deadline = time.monotonic() + IDLE_TIMEOUT  # silent until then: dropped
+        self.draining = False  # replied, but the client sent more than was read: read the rest, then close
 
 
 def on_readable(client: Client) -> bool:
@@ -97,16 +100,19 @@ class EventLoop:
         while self.timers and self.timers[0][0] <= now:
             self.reply(heapq.heappop(self.timers)[2])
         for client in [c for c in self.clients.values() if c.deadline <= now]:
-            self.close(client, f"no complete request within {IDLE_TIMEOUT:g} s: closing")
+            self.close(client, "" if client.draining else f"no complete request within {IDLE_TIMEOUT:g} s: closing")
 
     def serve_client(self, client: Client, events: int) -> None:
         try:
-            if events & selectors.EVENT_READ:
+            if client.draining:
+                if not client.conn.recv(65536):  # the client closed: now closing makes no reset
+                    self.close(client)
+            elif events & selectors.EVENT_READ:
                 if on_readable(client):
                     self.selector.unregister(client.conn)
                     self.request_done(client)
             elif on_writable(client):
-                self.close(client)
+                self.finish(client)
         except ConnectionError as exc:
             self.close(client, f"connection lost ({type(exc).__name__})")
         except Exception as exc:  # Task 9 or 10 not written yet, or a bug there: this client only
@@ -128,6 +134,16 @@ class EventLoop:
         client.reply = build_reply(bytes(client.request))
         client.deadline = time.monotonic() + IDLE_TIMEOUT
         self.selector.register(client.conn, selectors.EVENT_WRITE, client)
+
+    def finish(self, client: Client) -> None:
+        """The reply is sent. If the client sent more than was read, closing now would reset the
+        connection: end our side, and read the rest as it comes (DRAIN_SECONDS at most), then close."""
+        if not unread(client.conn):
+            self.close(client)
+            return
+        client.conn.shutdown(socket.SHUT_WR)
+        client.draining, client.deadline = True, time.monotonic() + DRAIN_SECONDS
+        self.selector.modify(client.conn, selectors.EVENT_READ, client)
 
     def close(self, client: Client, why: str = "") -> None:
         if why:

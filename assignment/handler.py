@@ -66,8 +66,9 @@ def build_reply(request: bytes) -> bytes:
 def handle_client(conn: socket.socket, addr: Address) -> None:
     """Task 3. Serve one client: read its request, reply, and let the connection close.
 
-    The `with` line is given: it closes the socket however the block ends, and logs an error of
-    this client (a timeout, a reset connection, a bug) in one line instead of crashing the server.
+    The `with` line is given: it closes the socket however the block ends (cleanly, even when the
+    client sent more than MAX_REQUEST), and logs an error of this client (a timeout, a reset
+    connection, a bug) in one line instead of crashing the server.
     Inside it:
       a. give the socket the idle timeout: conn.settimeout(IDLE_TIMEOUT);
       b. read the request with read_request(conn); if it is empty (the client closed without
@@ -75,7 +76,7 @@ def handle_client(conn: socket.socket, addr: Address) -> None:
       c. log it with log_request(addr, request), then call do_work() (the --work-ms knob);
       d. send build_reply(request) with conn.sendall(): send() may write only part of it.
     """
-    with conn, client_errors_logged(addr):
+    with closed_cleanly(conn), client_errors_logged(addr):
         # YOUR CODE HERE
         raise NotImplementedError()
 
@@ -85,7 +86,15 @@ def handle_client(conn: socket.socket, addr: Address) -> None:
 # ---------------------------------------------------------------------------------------------
 
 REQUEST_LINE = re.compile(rb"[A-Za-z]+ [^ \r\n]+ HTTP/1\.[0-9]")
+DRAIN_SECONDS = 2.0  # how long to read what a client sent beyond what was read, before closing
 WORK_ENV = "CONCURRENCY_LAB_WORK"  # "MS KIND", set by --work-ms/--work-kind; children inherit it
+SERVER_ENV = "CONCURRENCY_LAB_SERVER"  # the server's pid, set by run(); children inherit it
+
+# A terminal's Ctrl-C signals the whole process group, child processes included. A child started by
+# spawn or forkserver imports this module afresh (the fork server too, whose children inherit from
+# it): there it ignores SIGINT, so that its client gets the whole reply; the server decides the rest.
+if os.environ.get(SERVER_ENV, str(os.getpid())) != str(os.getpid()):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def request_line(request: bytes) -> bytes:
@@ -111,6 +120,47 @@ def log_request(addr: Address, request: bytes) -> None:
     """
     text = request_line(request).decode("utf-8", errors="replace")
     log(f"Client {addr}", "Info", "".join(c if c.isprintable() else "\ufffd" for c in text))
+
+
+@contextlib.contextmanager
+def closed_cleanly(conn: socket.socket) -> Iterator[socket.socket]:
+    """Close conn when the block ends. Closing a socket that still holds unread bytes (a request
+    over MAX_REQUEST) makes the system reset the connection, which can destroy the reply on its
+    way: so first end our side (the client sees the reply end), then read and drop the rest, for
+    DRAIN_SECONDS at most."""
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(OSError):
+            if unread(conn):
+                conn.shutdown(socket.SHUT_WR)
+                drain(conn, time.monotonic() + DRAIN_SECONDS)
+        conn.close()
+
+
+def unread(conn: socket.socket) -> bool:
+    """Whether bytes the client sent are waiting, unread, in conn (without reading or waiting: a socket
+    with a timeout would first wait for data, so it is made non-blocking for the look)."""
+    timeout = conn.gettimeout()
+    conn.setblocking(False)
+    try:
+        return bool(conn.recv(1, socket.MSG_PEEK))
+    except (BlockingIOError, InterruptedError):
+        return False
+    finally:
+        conn.settimeout(timeout)
+
+
+def drain(conn: socket.socket, deadline: float) -> bool:
+    """Read and drop what the client sends until it closes (True) or deadline passes (False)."""
+    while (left := deadline - time.monotonic()) > 0:
+        conn.settimeout(left)
+        try:
+            if not conn.recv(65536):
+                return True
+        except TimeoutError:
+            return False
+    return False
 
 
 @contextlib.contextmanager
@@ -169,6 +219,7 @@ class Listener:
 
     accept() waits for the next client and returns (conn, addr). It returns None once SIGINT or
     SIGTERM has arrived: the accept loop then ends, and the server finishes its clients and exits.
+    A second SIGINT or SIGTERM ends the server at once, its child processes included.
     If on_child_exit is given, it is called (from accept(), never from a signal handler) each
     time a child process exits, so that the server can reap it.
     """
@@ -205,6 +256,10 @@ class Listener:
         self._selector.register(self.wakeup, selectors.EVENT_READ)
 
     def _stop(self, signum: int, frame: object) -> None:
+        if self.stopping:  # a second Ctrl-C (or SIGTERM): end everything now, children included
+            for child in multiprocessing.active_children():
+                child.kill()
+            os._exit(128 + signum)
         self.stopping = True
 
     def accept(self) -> tuple[socket.socket, Address] | None:
@@ -297,6 +352,7 @@ def run(
     names = [flag.lstrip("-").replace("-", "_") for flag, _ in options]
     extras = {name: getattr(args, name) for name in names}
     os.environ[WORK_ENV] = f"{args.work_ms:g} {args.work_kind}"
+    os.environ[SERVER_ENV] = str(os.getpid())
     try:
         listener = Listener(args.host, args.port, on_child_exit)
     except OSError as exc:

@@ -152,7 +152,7 @@ BUGS = [
     Bug(
         "never closing the socket",
         "handler.py",
-        "    with conn, client_errors_logged(addr):\n",
+        "    with closed_cleanly(conn), client_errors_logged(addr):\n",
         "    with client_errors_logged(addr):\n",
         "single",
         "protocol",
@@ -170,7 +170,7 @@ BUGS = [
     Bug(
         "no guard: a client's reset kills the server",
         "handler.py",
-        "    with conn, client_errors_logged(addr):\n",
+        "    with closed_cleanly(conn), client_errors_logged(addr):\n",
         "    with conn:\n",
         "single",
         "protocol",
@@ -275,9 +275,12 @@ def test_a_submission_written_as_the_report_wrote_its_servers(tmp_path):
         tmp_path / "sub", "multiprocess_server.py", "        conn.close()  # The parent", "        # The parent"
     )
     handler = (submission / "handler.py").read_text()
-    start, end = handler.index("    with conn, client_errors_logged(addr):\n"), handler.index("# ------")
+    start, end = (
+        handler.index("    with closed_cleanly(conn), client_errors_logged(addr):\n"),
+        handler.index("# ------"),
+    )
     report_style = (
-        "    with conn, client_errors_logged(addr):\n"
+        "    with closed_cleanly(conn), client_errors_logged(addr):\n"
         "        data = conn.recv(1024)\n"
         "        if not data:\n"
         "            return\n"

@@ -4,8 +4,10 @@ import re
 import socket
 import time
 
+import pytest
+
 from autograder import ALL_MODES
-from autograder.client import connect, exchange, get, read_until_close, reset
+from autograder.client import Reply, connect, exchange, get, read_until_close, reset
 
 
 def test_reply_is_an_http_message_with_crlf_headers_and_the_request_echoed(start_server, any_mode):
@@ -109,3 +111,18 @@ def test_idle_client_is_dropped_after_ten_seconds_and_others_are_served(start_se
     for server in servers:
         assert exchange(server.address, get()).status_line == b"HTTP/1.1 200 OK"
         assert "no complete request within 10 s" in server.output()
+
+
+@pytest.mark.parametrize("size", [70_000, 1_000_000], ids=["70 KB", "1 MB"])
+def test_a_request_over_64_kib_gets_its_reply_and_a_clean_close_not_a_reset(start_server, any_mode, size):
+    """The server reads 64 KiB, replies, then ends its side and drains the rest: no reset destroys the reply."""
+    server = start_server(any_mode)
+    request = get("/large")[:-2] + b"X-Padding: " + b"p" * size + b"\r\n\r\n"
+    with connect(server.address, timeout=10) as sock:
+        sock.sendall(request)
+        raw, closed, error = read_until_close(sock, 10.0)
+    reply = Reply(raw, closed)
+    assert error == "" and closed, f"the connection ended with {error or 'no close'}"
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n") and reply.complete
+    assert reply.body == request[: 64 * 1024]  # the head as far as the server reads it
+    assert server.popen.poll() is None

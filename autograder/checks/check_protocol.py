@@ -11,7 +11,7 @@ CLOSE_HINT = {
     "multiprocess": "does the parent close its copy of the socket after starting the child?",
     "eventloop": "does the loop close the socket once on_writable() has sent the whole reply?",
 }
-CLOSE_HINT_DEFAULT = "does handle_client close the socket (a `with conn:` block) once it has replied?"
+CLOSE_HINT_DEFAULT = "does handle_client close the socket (the given `with` block) once it has replied?"
 
 
 @check("protocol", points=2, optional=1)
