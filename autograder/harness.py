@@ -309,11 +309,15 @@ class Server:
         """What the server has written to stderr so far."""
         return self.stderr_path.read_text(encoding="utf-8", errors="replace") if self.stderr_path.exists() else ""
 
-    def send_signal(self, signum: int) -> None:
-        """Send signum to the server's own process (not to bubblewrap, which passes no signal on)."""
+    def send_signal(self, signum: int, group: bool = False) -> None:
+        """Send signum to the server's own process (not to bubblewrap, which passes no signal on), or with
+        group to its whole process group, children included, as a terminal's Ctrl-C does."""
         if self.popen is not None and self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signum)
+                if group:
+                    os.killpg(os.getpgid(self.pid), signum)
+                else:
+                    os.kill(self.pid, signum)
 
     def wait(self, timeout: float) -> int | None:
         """The exit status, or None if the server is still running after timeout seconds."""

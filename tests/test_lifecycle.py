@@ -1,5 +1,6 @@
 """The server as a process: command line, ready line, signals, restart, and the address it listens on."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -117,3 +118,42 @@ def test_idle_connection_held_during_shutdown_is_closed_and_the_server_exits_wit
             sock.close()
     assert all(closed and raw == b"" for raw, closed, _ in results), results
     assert [server.wait(max(0.0, 15 - (time.monotonic() - start))) for server in servers] == [0] * len(ALL_MODES)
+
+
+def logged(server: Server, path: str, timeout: float = 10.0) -> bool:
+    """Whether the server logged the request for path within timeout seconds (its client is being served)."""
+    deadline = time.monotonic() + timeout
+    while f"GET {path} HTTP/1.1" not in server.output():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_ctrl_c_to_the_process_group_lets_each_child_finish_its_client(start_server, method):
+    """A terminal's Ctrl-C signals every process of the group: children of every start method finish."""
+    server = start_server("multiprocess", "--start-method", method, "--work-ms", "500")
+    with connect(server.address, timeout=10) as sock:
+        sock.sendall(get("/in-flight"))
+        assert logged(server, "/in-flight")
+        os.killpg(server.pid, signal.SIGINT)
+        raw, closed, error = read_until_close(sock, 10.0)
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n") and closed and not error, (raw[:60], error, server.errors())
+    assert server.wait(15) == 0
+    assert "Traceback" not in server.errors() and "KeyboardInterrupt" not in server.errors()
+
+
+@pytest.mark.parametrize("mode", ["multiprocess", "multithread"])
+def test_a_second_ctrl_c_ends_the_server_and_its_children_at_once(start_server, mode):
+    server = start_server(mode, "--work-ms", "20000")
+    with connect(server.address, timeout=10) as sock:
+        sock.sendall(get("/slow"))
+        assert logged(server, "/slow")
+        workers = server.workers()
+        os.killpg(server.pid, signal.SIGINT)
+        time.sleep(0.2)  # the first one has been handled: the server now waits for its client
+        assert server.popen.poll() is None
+        os.killpg(server.pid, signal.SIGINT)
+        assert server.wait(5) == 128 + signal.SIGINT  # not the 20 s the client's work would take
+    assert not any(p.is_running() and p.status() != "zombie" for p in workers)

@@ -53,8 +53,8 @@ def check_graceful_shutdown(serve, mode):
         for sock in socks.values():
             sock.sendall(request[:10])
         time.sleep(0.3)
-        for signum, server in servers.items():
-            server.send_signal(signum)
+        for signum, server in servers.items():  # Ctrl-C reaches the whole process group, as in a terminal
+            server.send_signal(signum, group=signum == signal.SIGINT)
         time.sleep(0.3)
         for signum, sock in socks.items():
             name = signal.Signals(signum).name
