@@ -367,7 +367,7 @@ class Server:
             for proc in procs:
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
-            psutil.wait_procs(procs, timeout=2)
+            sandbox.wait_dead(procs, 2)
             if self.popen.poll() is None:
                 self.popen.wait(2)
         survivors = [proc.pid for proc in self.tree() if _alive(proc)]

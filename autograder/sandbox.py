@@ -28,6 +28,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,17 +134,22 @@ def processes_of(uid: int) -> list[psutil.Process]:
 def kill_uid(uid: int, attempts: int = 20) -> list[int]:
     """SIGKILL every process of uid, again until none is left; the pids still alive (none, normally)."""
     for _ in range(attempts):
-        procs = [p for p in processes_of(uid) if p.pid != os.getpid()]
-        alive = []
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                if proc.status() != psutil.STATUS_ZOMBIE:
-                    proc.kill()
-                    alive.append(proc)
+        alive = [p for p in processes_of(uid) if p.pid != os.getpid() and _alive(p)]
         if not alive:
             return []
-        psutil.wait_procs(alive, timeout=0.5)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        wait_dead(alive, 0.5)
     return [p.pid for p in processes_of(uid) if _alive(p)]
+
+
+def wait_dead(procs: list[psutil.Process], timeout: float) -> None:
+    """Wait until every process is gone or a zombie. (psutil.wait_procs waits until they are gone, and a
+    killed process that is not our child stays a zombie until the machine's init reaps it.)"""
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _alive(proc: psutil.Process) -> bool:
