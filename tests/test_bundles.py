@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_the_student_bundle_has_the_skeletons_and_the_grader_and_no_solution(tmp
     assert "0 / 2 points" in printed and "serve() in single_server.py is not implemented yet" in printed
 
 
-def gradescope(tmp_path, submission_files, *options):
+def gradescope(tmp_path, submission_files, *options, python=sys.executable):
     """Run the bundle's run_autograder as Gradescope would, with /autograder moved to tmp_path."""
     gradescope_bundle(tmp_path / "autograder.zip")
     with zipfile.ZipFile(tmp_path / "autograder.zip") as bundle:
@@ -45,7 +46,8 @@ def gradescope(tmp_path, submission_files, *options):
     folder.mkdir(parents=True)
     for path in submission_files:
         shutil.copyfile(path, folder / path.name)
-    env = {**os.environ, "AUTOGRADER_ROOT": str(tmp_path), "PYTHON": sys.executable}
+    env = {**os.environ, "AUTOGRADER_ROOT": str(tmp_path), "PYTHON": str(python)}
+    env.pop("PYTHONPATH", None)
     run = subprocess.run(
         ["bash", tmp_path / "source" / "run_autograder", *options], env=env, capture_output=True, text=True, timeout=120
     )
@@ -118,3 +120,67 @@ def test_run_autograder_grades_a_forging_submission_at_its_honest_score(tmp_path
     submission = hostile(tmp_path / "forger", FORGE)
     results = gradescope(tmp_path, [submission / name for name in SERVER_FILES], "--mode", "single", "--check", "echo")
     assert results["score"] == 0 and results["tests"] and "forged" not in json.dumps(results)
+
+
+VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
+
+
+def gradescope_accepts(results: dict) -> bool:
+    """Whether results.json has the form Gradescope reads: a score (or scored tests), each test with its
+    score, max_score, name, status and output, and known visibilities."""
+    tests = results.get("tests", [])
+    scored = isinstance(results.get("score"), int | float) or (tests and all("score" in t for t in tests))
+    return bool(
+        scored
+        and isinstance(results.get("output", ""), str)
+        and results.get("visibility", "visible") in VISIBILITY
+        and all(
+            isinstance(t["score"], int | float)
+            and isinstance(t["max_score"], int | float)
+            and isinstance(t["name"], str)
+            and t["status"] in ("passed", "failed")
+            and isinstance(t["output"], str)
+            and t.get("visibility", "visible") in VISIBILITY
+            for t in tests
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def grader_only_python(tmp_path_factory) -> Path:
+    """A Python whose environment holds requirements-grader.txt alone, as setup.sh builds it."""
+    folder = tmp_path_factory.mktemp("gradescope-image")
+    gradescope_bundle(folder / "autograder.zip")
+    with zipfile.ZipFile(folder / "autograder.zip") as bundle:
+        requirements = folder / "requirements-grader.txt"
+        requirements.write_bytes(bundle.read("requirements-grader.txt"))
+    subprocess.run([sys.executable, "-m", "venv", folder / "venv"], check=True, timeout=120)
+    python = folder / "venv" / "bin" / "python"
+    install = [python, "-m", "pip", "install", "--quiet", "-r", requirements]
+    subprocess.run(install, check=True, timeout=600, capture_output=True)
+    missing = subprocess.run([python, "-c", "import nbgrader"], capture_output=True, timeout=60)
+    assert missing.returncode != 0  # the image has no nbgrader: the grader must not need it
+    return python
+
+
+@pytest.mark.parametrize("kind", ["good", "not gradable", "crashing"])
+def test_run_autograder_works_in_the_image_it_targets(tmp_path, grader_only_python, kind):
+    files = {name: (SOLUTION / name).read_text() for name in SERVER_FILES}
+    if kind == "not gradable":
+        del files["handler.py"]
+    if kind == "crashing":
+        files["single_server.py"] = "raise RuntimeError('crashed at start-up')\n"
+    sources = []
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        sources.append(tmp_path / name)
+    root = tmp_path / "root"
+    root.mkdir()
+    results = gradescope(root, sources, "--mode", "single", "--check", "echo", python=grader_only_python)
+    assert gradescope_accepts(results), results
+    expected = {"good": 2, "not gradable": 0, "crashing": 0}[kind]
+    assert results["score"] == expected
+    if kind == "not gradable":
+        assert results["output"].startswith("not gradable: missing handler.py")
+    if kind == "crashing":
+        assert "crashed at start-up" in results["tests"][0]["output"]
