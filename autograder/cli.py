@@ -23,23 +23,23 @@ def cmd_course(args: argparse.Namespace) -> int:
             print(f"next: cd {args.course} && nbgrader generate_assignment {args.assignment}")
             return 0
         console = Console()
+        students = course.find_students(args.course, args.assignment, args.student)
         progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TextColumn("{task.description}"), console=console)  # fmt: skip
         with progress:
-            task = progress.add_task("", total=len(args.student) if args.student else None)
+            task = progress.add_task("", total=len(students))
 
             def done(result) -> None:
-                score = "not gradable" if result.score is None else f"{result.score:g}/{result.max_score:g}"
-                progress.update(task, advance=1, description=f"{result.student}: {score}")
-                progress.console.print(f"{result.student}: {score} {result.note}".rstrip(), markup=False)
+                progress.update(task, advance=1, description=result.student)
+                progress.console.print(result.line(), markup=False, highlight=False, soft_wrap=True)
 
             options = [f"--mode={m}" for m in args.mode or ()] + [f"--check={c}" for c in args.check or ()]
-            results = course.grade(args.course, args.assignment, args.student, options, on_student=done)
+            results = course.grade(args.course, args.assignment, students, options, on_student=done, jobs=args.jobs)
     except course.CourseError as exc:
         print(f"course: {exc}", file=sys.stderr)
         return 1
-    print(f"scores in {args.course}/server_scores_{args.assignment}.csv and gradebook.db; "
-          f"{sum(r.score is None for r in results)} not gradable")  # fmt: skip
+    unscored = sum(r.score is None for r in results)
+    print(f"scores in {args.course}/server_scores_{args.assignment}.csv and gradebook.db; {unscored} without a score")
     return 0
 
 
@@ -201,6 +201,13 @@ def cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -282,6 +289,9 @@ def parser() -> argparse.ArgumentParser:
     batch.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
     batch.add_argument("--mode", action="append", choices=ALL_MODES, help="grade only this mode (repeatable)")
     batch.add_argument("--check", action="append", metavar="NAME", help="only these checks (repeatable)")
+    batch.add_argument(
+        "--jobs", type=at_least_one, default=1, metavar="N", help="grade N students' servers at once (default: 1)"
+    )
     batch.set_defaults(run=cmd_course)
 
     rubric = commands.add_parser("rubric", help="print the rubric (every check and its points) as Markdown")

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,10 +107,20 @@ def verify_no_solution(folder: Path) -> list[str]:
 @dataclass
 class StudentResult:
     student: str
-    score: float | None  # None: not gradable (the reason is in note)
+    score: float | None  # of the 100; None: no score (the reason is in note)
     max_score: float
+    optional: tuple[float, float]  # (earned, possible) of the optional part, beside the 100
     categories: dict[str, tuple[float, float]]
     note: str
+
+    def line(self) -> str:
+        """One line for the console: the score, the optional part beside it, and a note."""
+        if self.score is None:
+            return f"{self.student}: {self.note}"
+        text = f"{self.student}: {self.score:g}/{self.max_score:g}"
+        if self.optional[1]:
+            text += f" (optional part: {self.optional[0]:g}/{self.optional[1]:g})"
+        return f"{text} {self.note}".rstrip()
 
 
 def environment() -> dict[str, str]:
@@ -134,23 +145,33 @@ def nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.Compl
     return run
 
 
+GRADER_FAULT = 3  # python -m autograder grade's exit status when the grader itself failed
+
+
 def grade_server(submission: Path, out: Path, options: list[str]) -> tuple[dict | None, str]:
-    """(results.json, printed report) of the autograder on one submission, as a subprocess of its own;
-    (None, reason) when it could not be graded."""
+    """(results.json, printed report) of the autograder on one submission, as a subprocess of its own
+    (its own runner uid, folder and cgroup, so that several can run at once); (None, reason) when it
+    could not be graded. A fault of the grader is tried once more, then reported as such."""
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "autograder", "grade", str(submission), "--json", str(out)]
-    run = subprocess.run(
-        [*command, "--require-isolation", *options],
-        cwd=KIT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "120"},
-    )
-    if run.returncode == 0 and out.exists():
-        return json.loads(out.read_text()), run.stdout
-    reason = (run.stderr.strip().splitlines() or run.stdout.strip().splitlines() or ["no output"])[-1]
-    return None, f"not gradable: {reason.removeprefix('not gradable: ')}"
+    for attempt in (1, 2):
+        run = subprocess.run(
+            [*command, "--require-isolation", *options],
+            cwd=KIT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "COLUMNS": "120"},
+        )
+        if run.returncode == 0 and out.exists():
+            return json.loads(out.read_text()), run.stdout
+        if run.returncode != GRADER_FAULT or attempt == 2:
+            break
+    lines = run.stderr.strip().splitlines() or run.stdout.strip().splitlines() or ["no output"]
+    if run.returncode == GRADER_FAULT:  # the grader says why in results.json, or on stderr if it did not grade
+        said = json.loads(out.read_text())["output"].split("so this is not a grade: ")[-1] if out.exists() else ""
+        return None, f"grader fault (tried twice): {said or lines[-1].removeprefix('grader fault: ')}"
+    return None, f"not gradable: {lines[-1].removeprefix('not gradable: ')}"
 
 
 def record(course: Path, name: str, student: str, score: float, comment: str) -> None:
@@ -171,49 +192,79 @@ def record(course: Path, name: str, student: str, score: float, comment: str) ->
         gradebook.db.commit()
 
 
-def grade(
-    course: Path, name: str, students: list[str] | None = None, options: list[str] | None = None, on_student=None
-):
-    """Autograde the notebooks with nbgrader, then the servers of each student one at a time, and
-    record the servers' scores in the gradebook. Returns the StudentResults."""
+def find_students(course: Path, name: str, students: list[str] | None = None) -> list[str]:
+    """The students to grade: those asked for, or everyone with a submission of name; CourseError if one
+    asked for has none, or nobody has any."""
     submitted = course / "submitted"
     found = sorted(p.name for p in submitted.iterdir() if (p / name).is_dir()) if submitted.is_dir() else []
     students = students or found
     missing = [s for s in students if s not in found]
     if missing or not students:
         raise CourseError(f"no submission of {name} in {submitted} for {', '.join(missing) or 'anyone'}")
-    results = []
+    return students
+
+
+def grade(
+    course: Path,
+    name: str,
+    students: list[str] | None = None,
+    options: list[str] | None = None,
+    on_student=None,
+    jobs: int = 1,
+) -> list[StudentResult]:
+    """Autograde the notebooks with nbgrader (one student at a time: they share gradebook.db), then the
+    servers, `jobs` students at a time, and record the servers' scores in the gradebook. A student whose
+    nbgrader step fails is reported, and the batch goes on. Returns the StudentResults, by student."""
+    students = find_students(course, name, students)
+    notebook_failed = {}
     for student in students:
-        nbgrader(course, "autograde", name, "--student", student, "--force")
-        out = course / "autograder" / name / student
-        previous = out / "results.json"
-        backup = previous.read_bytes() if previous.exists() else None
-        data, report = grade_server(submitted / student / name, out / "results.new.json", options or [])
-        if data is None:  # keep an earlier good score
-            if backup is not None:
-                data = json.loads(backup)
-                note = f"{report} (kept the earlier score)"
-            else:
-                results.append(StudentResult(student, None, 0, {}, report))
-                (out / "report.txt").write_text(report + "\n")
-                if on_student:
-                    on_student(results[-1])
-                continue
-        else:
-            (out / "results.new.json").replace(previous)
-            (out / "report.txt").write_text(report)
-            note = ""
-        categories = category_totals(data)
-        comment = feedback_comment(data)
-        record(course, name, student, data["score"], comment)
-        write_feedback(course, name, student, out)
-        results.append(
-            StudentResult(student, data["score"], sum(t["max_score"] for t in data["tests"]), categories, note)
-        )
-        if on_student:
-            on_student(results[-1])
+        try:
+            nbgrader(course, "autograde", name, "--student", student, "--force")
+        except CourseError as exc:
+            notebook_failed[student] = str(exc).splitlines()[-1]
+    results = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_grade_servers, course, name, student, options or []): student for student in students}
+        for future in as_completed(futures):  # the gradebook is written from this thread only
+            student = futures[future]
+            result = _record(course, name, student, *future.result(), notebook_failed.get(student))
+            results.append(result)
+            if on_student:
+                on_student(result)
+    results.sort(key=lambda r: r.student)
     write_csv(course / f"server_scores_{name}.csv", results)
     return results
+
+
+def _grade_servers(course: Path, name: str, student: str, options: list[str]) -> tuple[dict | None, str]:
+    """(results, note) of one student's servers; an earlier good result is kept when this one fails."""
+    out = course / "autograder" / name / student
+    previous = out / "results.json"
+    backup = previous.read_bytes() if previous.exists() else None
+    data, report = grade_server(course / "submitted" / student / name, out / "results.new.json", options)
+    if data is not None:
+        (out / "results.new.json").replace(previous)
+        (out / "report.txt").write_text(report)
+        return data, ""
+    if backup is None:
+        (out / "report.txt").write_text(report + "\n")
+        return None, report
+    return json.loads(backup), f"{report} (kept the earlier score)"
+
+
+def _record(course: Path, name: str, student: str, data: dict | None, note: str, failed: str | None):
+    """The StudentResult of one student, written to the gradebook and the feedback folder where it can be."""
+    if data is None:
+        return StudentResult(student, None, 0, (0, 0), {}, note)
+    totals = category_totals(data)
+    optional = totals.pop("optional", (0.0, 0.0))
+    possible = sum(p for _, p in totals.values())
+    if failed:  # no autograded notebook: no cell to write the servers' score into
+        note = f"{note} nbgrader autograde failed ({failed}): not in the gradebook".strip()
+    else:
+        record(course, name, student, data["score"], feedback_comment(data))
+        write_feedback(course, name, student, course / "autograder" / name / student)
+    return StudentResult(student, data["score"], possible, optional, totals, note)
 
 
 def category_totals(data: dict) -> dict[str, tuple[float, float]]:
@@ -225,9 +276,13 @@ def category_totals(data: dict) -> dict[str, tuple[float, float]]:
 
 
 def feedback_comment(data: dict) -> str:
-    """The gradebook comment: the score, then one line per check that lost points."""
+    """The gradebook comment: the score, the optional part beside it, then one line per check that lost points."""
+    totals = category_totals(data)
+    optional = totals.pop("optional", None)
+    lines = [f"Servers: {data['score']:g} / {sum(p for _, p in totals.values()):g} points."]
+    if optional:
+        lines[0] += f" Optional part, beside that score: {optional[0]:g} / {optional[1]:g}."
     lost = [t for t in data["tests"] if t["score"] < t["max_score"]]
-    lines = [f"Servers: {data['score']:g} / {sum(t['max_score'] for t in data['tests']):g} points."]
     lines += [f"- {t['number']} {t['name']} ({t['score']:g}/{t['max_score']:g}): {t['output']}" for t in lost]
     return "\n".join(lines)
 
@@ -242,9 +297,12 @@ def write_feedback(course: Path, name: str, student: str, out: Path) -> None:
 def write_csv(path: Path, results: list[StudentResult]) -> None:
     from autograder.rubric import CATEGORIES
 
+    graded = [c for c in CATEGORIES if c != "optional"]
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["student", "score", "max_score", *CATEGORIES, "note"])
+        writer.writerow(["student", "score", "max_score", *graded, "optional", "optional_max", "note"])
         for r in results:
-            cells = [f"{r.categories[c][0]:g}" if c in r.categories else "" for c in CATEGORIES]
-            writer.writerow([r.student, "" if r.score is None else f"{r.score:g}", f"{r.max_score:g}", *cells, r.note])
+            cells = [f"{r.categories[c][0]:g}" if c in r.categories else "" for c in graded]
+            score = "" if r.score is None else f"{r.score:g}"
+            optional = [f"{r.optional[0]:g}", f"{r.optional[1]:g}"] if r.optional[1] else ["", ""]
+            writer.writerow([r.student, score, f"{r.max_score:g}", *cells, *optional, r.note])

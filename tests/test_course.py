@@ -112,6 +112,19 @@ def test_course_grade_records_each_students_server_score_and_the_export_adds_it_
     assert float(grades["alice"]["max_score"]) == 112.0  # 4 autograded + 8 written + 100 for the servers
 
 
+def test_grading_several_students_at_once_gives_the_same_scores_as_one_at_a_time(course):
+    csv_path = course / f"server_scores_{NAME}.csv"
+    one_at_a_time = csv_path.read_text()
+    done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--jobs", "3",
+               "--mode", "multiprocess", "--check", "protocol")  # fmt: skip
+    assert csv_path.read_text() == one_at_a_time
+    assert sorted(line.split(":")[0] for line in done.stdout.splitlines() if ":" in line)[:3] == [
+        "alice",
+        "bob",
+        "carol",
+    ]
+
+
 def test_feedback_explains_the_lost_points_and_never_hands_out_the_solution(course):
     nbgrader(course, "generate_feedback", NAME)
     carol = (course / "feedback" / "carol" / NAME / "server-checks.txt").read_text()
@@ -154,3 +167,33 @@ def test_a_warning_on_stderr_does_not_zero_a_grade_cell(tmp_path, measured):
     nbgrader(tmp_path, "export")
     grades = {row["student_id"]: row for row in csv.DictReader((tmp_path / "grades.csv").read_text().splitlines())}
     assert float(grades["dana"]["raw_score"]) == 4.0  # both autograded tests, the warning notwithstanding
+
+
+def test_the_batch_goes_on_past_a_failing_student_and_shows_the_optional_part_beside_the_100(course):
+    """Run last: it adds students to the module's course."""
+    dave = course / "submitted" / "dave" / NAME  # the reference with the optional part
+    erin = course / "submitted" / "erin" / NAME  # a notebook nbgrader cannot read
+    for folder in (dave, erin):
+        folder.mkdir(parents=True)
+        for name in [*SERVER_FILES, *OPTIONAL_FILES]:
+            shutil.copyfile(SOLUTION / name, folder / name)
+        (folder / "timestamp.txt").write_text("2026-11-26 10:00:00.000000 UTC")
+    shutil.copyfile(SOLUTION / "report.ipynb", dave / "report.ipynb")
+    (erin / "report.ipynb").write_text("{ not a notebook")
+    done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "dave",
+               "--student", "erin", "--mode", "single", "--mode", "threadpool", "--check", "echo")  # fmt: skip
+    assert "dave: 2/2 (optional part: 1/1)" in done.stdout
+    assert "erin: 2/2 (optional part: 1/1) nbgrader autograde failed" in done.stdout
+    rows = {
+        row["student"]: row for row in csv.DictReader((course / f"server_scores_{NAME}.csv").read_text().splitlines())
+    }
+    assert (rows["dave"]["score"], rows["dave"]["max_score"]) == ("2", "2")
+    assert (rows["dave"]["optional"], rows["dave"]["optional_max"]) == ("1", "1")
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        comment = gradebook.find_comment("server_score", "report", NAME, "dave").manual_comment
+    assert comment.startswith("Servers: 2 / 2 points. Optional part, beside that score: 1 / 1.")
+    fault = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "dave",
+                "--check", "no-such-check")  # fmt: skip
+    assert "grader fault (tried twice): no check matched the selection" in fault.stdout
