@@ -215,6 +215,7 @@ def grade(
     """Autograde the notebooks with nbgrader (one student at a time: they share gradebook.db), then the
     servers, `jobs` students at a time, and record the servers' scores in the gradebook. A student whose
     nbgrader step fails is reported, and the batch goes on. Returns the StudentResults, by student."""
+    course = course.resolve()  # the grader runs from the kit's folder: every path it gets is absolute
     students = find_students(course, name, students)
     notebook_failed = {}
     for student in students:
