@@ -281,8 +281,11 @@ def detect(private: list[Path], tmpfs_size: int = 32 << 20) -> Isolation:
     root = os.geteuid() == 0
     if not sys.platform.startswith("linux"):
         return Isolation("none", sys.executable, False, "no bubblewrap on this system", tmpfs_size)
-    python = server_python(root)
-    runner = claim_runner() if root else None
+    try:
+        python = server_python(root)
+        runner = claim_runner() if root else None
+    except IsolationError as exc:
+        return Isolation("none", sys.executable, False, str(exc), tmpfs_size)
     try:
         why = _bwrap_works(python, runner.uid if runner else None, tmpfs_size)
         if not why:

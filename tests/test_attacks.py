@@ -21,7 +21,7 @@ import pytest
 
 from autograder import ASSIGNMENT, KIT, SERVER_FILES, SOLUTION
 
-from conftest import leftovers
+from conftest import leftovers, mutant
 
 SINGLE = ("--mode", "single")
 RUN = f"attack-{os.getpid()}-"  # the tag prefix of every server these tests' gradings start
@@ -351,11 +351,7 @@ def test_intake_refuses_what_it_should_not_read_quickly(tmp_path, make, reason):
 
 
 def test_a_broken_optional_file_costs_only_the_optional_part(tmp_path):
-    submission = tmp_path / "sub"
-    submission.mkdir()
-    for name in SERVER_FILES:
-        shutil.copy(SOLUTION / name, submission / name)
-    (submission / "threadpool_server.py").write_text("def serve(:\n")
+    submission = mutant(tmp_path / "sub", "threadpool_server.py", "def serve(", "def serve(:", optional=True)
     out = tmp_path / "results.json"
     run = run_grader(
         "writable", submission, "--mode", "single", "--mode", "threadpool", "--check", "echo", "--json", out
@@ -414,13 +410,7 @@ if __name__ == "__main__":
 
 
 def test_a_multithread_server_that_drops_quiet_clients_loses_the_held_client_check(tmp_path):
-    submission = tmp_path / "sub"
-    submission.mkdir()
-    for name in SERVER_FILES:
-        shutil.copy(SOLUTION / name, submission / name)
-    handler = (submission / "handler.py").read_text()
-    assert handler.count("        conn.settimeout(IDLE_TIMEOUT)\n") == 1
-    (submission / "handler.py").write_text(handler.replace("        conn.settimeout(IDLE_TIMEOUT)\n", ""))
+    submission = mutant(tmp_path / "sub", "handler.py", "        conn.settimeout(IDLE_TIMEOUT)\n", "")
     (submission / "multithread_server.py").write_text(FAKE_THREADS)
     out = tmp_path / "results.json"
     run = run_grader("writable", submission, "--mode", "multithread", "--check", "concurrency", "--json", out)
@@ -431,12 +421,7 @@ def test_a_multithread_server_that_drops_quiet_clients_loses_the_held_client_che
 
 
 def test_a_process_server_that_ignores_the_start_method_loses_those_points(tmp_path):
-    submission = tmp_path / "sub"
-    submission.mkdir()
-    for name in SERVER_FILES:
-        shutil.copy(SOLUTION / name, submission / name)
-    server = (submission / "multiprocess_server.py").read_text()
-    (submission / "multiprocess_server.py").write_text(server.replace("context.Process(", "multiprocessing.Process("))
+    submission = mutant(tmp_path / "sub", "multiprocess_server.py", "context.Process(", "multiprocessing.Process(")
     out = tmp_path / "results.json"
     run = run_grader("writable", submission, "--mode", "multiprocess", "--check", "start_method", "--json", out)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
@@ -460,3 +445,25 @@ for name in ("fill-1", "fill-2"):  # each under the 64 MiB a single file may hav
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     (test,) = json.loads(out.read_text())["tests"]
     assert test["score"] == 0 and "left 100 MiB in its folder: at most 64 MiB may be written" in test["output"]
+
+
+def test_servers_side_by_side_get_their_own_runner_uids_and_one_teardown_spares_the_other(tmp_path):
+    from autograder import sandbox
+    from autograder.client import exchange, get
+    from autograder.harness import Limits, Server
+
+    os.chmod(tmp_path, 0o711)  # as a grading's folder is: runner uids pass through to their own
+    isolation = sandbox.detect([])
+    assert isolation.level == "sandbox" and isolation.runner_uids
+    first, second = (
+        Server(SOLUTION / "single_server.py", ["--port", "0"], tmp_path / name, limits=Limits(), isolation=isolation)
+        for name in ("a", "b")
+    )
+    try:
+        first.start(), second.start()
+        uids = {first.process().uids().real, second.process().uids().real}
+        assert len(uids) == 2 and all(sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.SLOTS for uid in uids)
+        assert first.kill() == []
+        assert exchange(second.address, get("/still-here"), timeout=2, whole_reply=True).raw.startswith(b"HTTP/1.1 200")
+    finally:
+        first.kill(), second.kill()
