@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,11 +254,7 @@ class Server:
             rlimits["RLIMIT_NPROC"] = self.limits.tasks
         elif os.geteuid() != 0:  # counts every process of the user: leave room for those already running
             rlimits["RLIMIT_NPROC"] = _user_processes() + self.limits.tasks
-        launch = [sys.executable, "-I", "-S", str(LAUNCH)]
-        launch += [f"--cgroup={path}" for path in self.groups.paths]
-        launch += [f"--rlimit={name}={value}" for name, value in rlimits.items()]
-        launch += [f"--uid={uid}"] if uid is not None else []
-        return [*launch, "--", *command]
+        return [*launcher(uid, self.groups.paths, rlimits), "--", *command]
 
     def _sandboxed_server(self) -> int:
         """The server's own pid: in bubblewrap's PID namespace, bubblewrap's init is 1 and the server 2."""
@@ -337,7 +334,7 @@ class Server:
         tracker and the fork server, started by the server itself; the fork server's children are workers)."""
         root = self.process()
         helpers = {p.pid for p in root.children() if any(h in " ".join(_cmdline(p)) for h in HELPERS)}
-        return [p for p in root.children(recursive=True) if p.pid not in helpers and _alive(p)]
+        return [p for p in root.children(recursive=True) if p.pid not in helpers and sandbox.alive(p)]
 
     def tree(self) -> list[psutil.Process]:
         """Every live process of this server: itself, its descendants, and any process with its tag."""
@@ -370,11 +367,11 @@ class Server:
             sandbox.wait_dead(procs, 2)
             if self.popen.poll() is None:
                 self.popen.wait(2)
-        survivors = [proc.pid for proc in self.tree() if _alive(proc)]
+        survivors = [proc.pid for proc in self.tree() if sandbox.alive(proc)]
         if self.runner is not None:
-            survivors += sandbox.kill_uid(self.runner.uid)
-            if not survivors:
-                self.runner.release()
+            left = self.runner.release()  # every process of its uid, however it left the tree
+            survivors += left
+            if not left:
                 self.runner = None
         if self.workdir is not None and not survivors:
             self.disk_used = sum(p.stat().st_size for p in self.workdir.rglob("*") if p.is_file())
@@ -382,6 +379,14 @@ class Server:
         if self.groups is not None and not survivors:
             self.groups.remove()
         return sorted(set(survivors))
+
+
+def launcher(uid: int | None = None, cgroups: Iterable[Path] = (), rlimits: dict[str, int] | None = None) -> list[str]:
+    """The command of launch.py that joins cgroups, sets rlimits and becomes uid; the command to exec follows "--"."""
+    launch = [sys.executable, "-I", "-S", str(LAUNCH)]
+    launch += [f"--cgroup={path}" for path in cgroups]
+    launch += [f"--rlimit={name}={value}" for name, value in (rlimits or {}).items()]
+    return launch + ([f"--uid={uid}"] if uid is not None else [])
 
 
 def _user_processes() -> int:
@@ -406,9 +411,3 @@ def _cmdline(proc: psutil.Process) -> list[str]:
     with contextlib.suppress(psutil.Error):
         return proc.cmdline()
     return []
-
-
-def _alive(proc: psutil.Process) -> bool:
-    with contextlib.suppress(psutil.Error):
-        return proc.status() != psutil.STATUS_ZOMBIE
-    return False

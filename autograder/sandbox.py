@@ -89,10 +89,13 @@ class Runner:
     uid: int
     lock: int = field(repr=False)
 
-    def release(self) -> None:
-        kill_uid(self.uid)
-        with contextlib.suppress(OSError):
-            os.close(self.lock)
+    def release(self) -> list[int]:
+        """Kill every process of the uid, then free it; the pids that survived (then the uid stays held)."""
+        survivors = kill_uid(self.uid)
+        if not survivors:
+            with contextlib.suppress(OSError):
+                os.close(self.lock)
+        return survivors
 
 
 def _lock_dir() -> Path:
@@ -134,25 +137,26 @@ def processes_of(uid: int) -> list[psutil.Process]:
 def kill_uid(uid: int, attempts: int = 20) -> list[int]:
     """SIGKILL every process of uid, again until none is left; the pids still alive (none, normally)."""
     for _ in range(attempts):
-        alive = [p for p in processes_of(uid) if p.pid != os.getpid() and _alive(p)]
-        if not alive:
+        running = [p for p in processes_of(uid) if p.pid != os.getpid() and alive(p)]
+        if not running:
             return []
-        for proc in alive:
+        for proc in running:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-        wait_dead(alive, 0.5)
-    return [p.pid for p in processes_of(uid) if _alive(p)]
+        wait_dead(running, 0.5)
+    return [p.pid for p in processes_of(uid) if alive(p)]
 
 
 def wait_dead(procs: list[psutil.Process], timeout: float) -> None:
     """Wait until every process is gone or a zombie. (psutil.wait_procs waits until they are gone, and a
     killed process that is not our child stays a zombie until the machine's init reaps it.)"""
     deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in procs) and time.monotonic() < deadline:
+    while any(alive(p) for p in procs) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
-def _alive(proc: psutil.Process) -> bool:
+def alive(proc: psutil.Process) -> bool:
+    """Whether proc still runs (a zombie has ended)."""
     with contextlib.suppress(psutil.Error):
         return proc.status() != psutil.STATUS_ZOMBIE
     return False
@@ -229,10 +233,9 @@ def environment(home: str, tag: dict[str, str]) -> dict[str, str]:
 
 
 def _launch(uid: int | None) -> list[str]:
-    from autograder.harness import LAUNCH  # the one launcher
+    from autograder.harness import launcher  # process control stays in one place
 
-    command = [sys.executable, "-I", "-S", str(LAUNCH)]
-    return [*command, f"--uid={uid}"] if uid is not None else command
+    return launcher(uid)
 
 
 def _bwrap_works(python: str, uid: int | None, tmpfs_size: int) -> str:
