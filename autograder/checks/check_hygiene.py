@@ -89,8 +89,9 @@ def check_graceful_shutdown(serve, mode):
 def check_restart_same_port(serve, mode):
     """Restart on the same port at once"""
     first = serve(mode)
-    for i in range(3):  # the server closes first: these connections linger in TIME_WAIT
-        served(first, f"/{i}")
+    for i in range(3):  # read until the server closes, so that it closes first: its side lingers in TIME_WAIT
+        reply = exchange(first.address, get(f"/{i}"), timeout=2.0)
+        expect(reply.raw.startswith(b"HTTP/1.1 200 OK"), f"a plain GET request got {seen(reply)}, not a 200 reply")
     first.kill()
     second = serve(mode, "--port", str(first.port))
     expect(second.port == first.port, f"the restarted server listens on port {second.port}, not {first.port}")
