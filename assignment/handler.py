@@ -68,13 +68,14 @@ def handle_client(conn: socket.socket, addr: Address) -> None:
 
     The `with` line is given: it closes the socket however the block ends (cleanly, even when the
     client sent more than MAX_REQUEST), and logs an error of this client (a timeout, a reset
-    connection, a bug) in one line instead of crashing the server.
-    Inside it:
-      a. give the socket the idle timeout: conn.settimeout(IDLE_TIMEOUT);
-      b. read the request with read_request(conn); if it is empty (the client closed without
-         sending anything), return: there is nobody to reply to;
-      c. log it with log_request(addr, request), then call do_work() (the --work-ms knob);
-      d. send build_reply(request) with conn.sendall(): send() may write only part of it.
+    connection, a bug) in one line instead of crashing the server. Inside it, these must hold:
+      - a client that stays silent is given up after IDLE_TIMEOUT seconds: it must not hold the
+        server, a process or a thread forever;
+      - a client that closes without sending anything gets no reply (there is nobody to read it);
+      - every request is logged with log_request(), and the --work-ms work (do_work()) is done
+        before the reply;
+      - the client gets the whole of build_reply(request), however large: send() returns how
+        many bytes it wrote, which may be fewer than it was given.
     """
     with closed_cleanly(conn), client_errors_logged(addr):
         # YOUR CODE HERE
@@ -247,13 +248,30 @@ class Listener:
         self._wake_w.setblocking(False)
         signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         # Set both explicitly: a server started in the background by a script inherits SIGINT ignored.
+        # The handlers replaced are put back by close().
+        self._replaced = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGTERM, self._stop)
         if on_child_exit is not None:
+            self._replaced[signal.SIGCHLD] = signal.getsignal(signal.SIGCHLD)
             signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # only to wake select()
+        # A child made by fork starts with copies of these sockets: it serves one client, so it closes them.
+        os.register_at_fork(after_in_child=self._in_forked_child)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.sock, selectors.EVENT_READ)
         self._selector.register(self.wakeup, selectors.EVENT_READ)
+
+    def _in_forked_child(self) -> None:
+        """In a child made by fork: close the copies of the listening socket and of the wake-up pair
+        (only the server accepts), and ignore SIGINT as a spawned child does (the server decides)."""
+        if self.sock.fileno() == -1:
+            return  # closed already: this child was forked after the listener was closed
+        signal.set_wakeup_fd(-1)
+        self._selector.close()
+        for sock in (self.sock, self.wakeup, self._wake_w):
+            sock.close()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def _stop(self, signum: int, frame: object) -> None:
         if self.stopping:  # a second Ctrl-C (or SIGTERM): end everything now, children included
@@ -295,10 +313,13 @@ class Listener:
             return None
 
     def close(self) -> None:
+        """Close the sockets, and put back the signal handlers the listener replaced."""
         signal.set_wakeup_fd(-1)
         self._selector.close()
         for sock in (self.sock, self.wakeup, self._wake_w):
             sock.close()
+        for signum, handler in self._replaced.items():
+            signal.signal(signum, handler)
 
 
 def parse_args(description: str, options: tuple[tuple[str, dict], ...]) -> argparse.Namespace:
@@ -361,10 +382,14 @@ def run(
     try:
         serve(listener, **extras)
     except NotImplementedError as exc:  # an unfilled skeleton: close every connection, say why
+        reason = not_implemented(exc)
+        traceback.clear_frames(exc.__traceback__)  # closes the connection serve() was holding
+        del exc
+        log("Server", "Error", f"{reason}: the server closes every connection")
         listener.on_child_exit = None
         while (client := listener.accept()) is not None:
             client[0].close()
-            log("Server", "Error", f"{not_implemented(exc)}: closed the connection from {client[1]}")
+            log("Server", "Error", f"{reason}: closed the connection from {client[1]}")
     finally:
         listener.close()
     log("Server", "Info", "stopped")

@@ -12,15 +12,20 @@ WORKERS = ("--workers", {"type": positive, "default": 8, "help": "worker threads
 
 
 def serve(listener: Listener, workers: int) -> None:
-    """Task 8 (optional). Serve clients with a pool of `workers` threads until listener.accept() returns None.
+    """Task 8 (optional). Serve the clients with the pool's `workers` threads.
 
-    Make a concurrent.futures.ThreadPoolExecutor with max_workers=workers (as a `with` block). The
-    accept loop only hands each client (conn, addr) to the pool: pool.submit(handle_client, conn,
-    addr). The pool's queue holds the clients that wait for a free worker, so the number of threads
-    never grows past `workers`, however many clients arrive at once. When accept() returns None
-    (SIGINT or SIGTERM), shut the pool down and wait for it (leaving the `with` block does): the
-    queued clients are served first.
+    The pool and the accept loop are given. Inside the loop, hand the client to the pool and go
+    straight back to accept(): the clients that find every worker busy wait in the pool's queue,
+    so the number of threads never grows past `workers`, however many clients arrive at once.
+
+    After the loop (the server was asked to stop), wait: when serve() returns, every client the
+    pool took, queued ones included, has had its whole reply, and no worker is left.
     """
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="worker")
+    while (client := listener.accept()) is not None:
+        conn, addr = client
+        # YOUR CODE HERE
+        raise NotImplementedError()
     # YOUR CODE HERE
     raise NotImplementedError()
 

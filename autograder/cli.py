@@ -138,6 +138,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
         return grade.GRADER_FAULT
     grader = outcome.grader
     console.print(grade.table(grader))
+    for line in grader.advice:
+        console.print(f"[yellow]Note:[/] {line}", highlight=False)
     lost = grade.feedback(grader)
     if lost:
         console.print("\n[bold]What lost points, and what to look at:[/]")

@@ -52,8 +52,19 @@ class Reply:
         return fields
 
 
-def connect(address: Address, timeout: float = 5.0) -> socket.socket:
-    return socket.create_connection(address, timeout=timeout)
+def connect(address: Address, timeout: float = 5.0, receive_buffer: int = 0) -> socket.socket:
+    """A connected client socket; with receive_buffer, that small a receive buffer (set before connecting,
+    so that the window it offers stays small)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if receive_buffer:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.settimeout(timeout)
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def read_until_close(sock: socket.socket, timeout: float, whole_reply: bool = False) -> tuple[bytes, bool, str]:

@@ -45,15 +45,36 @@ MAX_FILE = 1 << 20  # bytes of one file of a submission
 PARSE_MEMORY, PARSE_SECONDS = 1 << 30, 20  # bounds of the child process that parses a submission
 PARSER = """
 import ast, json, sys
-problems = {}
+problems, patterns = {}, {}
 for path in sys.argv[1:]:
     try:
-        ast.parse(open(path, "rb").read(), filename=path)
+        tree = ast.parse(open(path, "rb").read(), filename=path)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
         detail = exc.args[0] if exc.args else "too large or too deep to parse"
         problems[path] = f"does not parse ({exc.__class__.__name__}{line}: {detail})"
-print(json.dumps(problems))
+        continue
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "target" and isinstance(node.value, ast.Call):
+            found.add("target called")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run":
+            if not node.args and not node.keywords:
+                found.add("run called")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if (node.value.id, node.attr) in (("os", "fork"), ("multiprocessing", "Process")):
+                found.add(f"{node.value.id}.{node.attr}")
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.name for alias in node.names]
+            module = getattr(node, "module", None) or ""
+            if "socketserver" in names or module == "socketserver":
+                found.add("socketserver")
+            if module == "os" and "fork" in names:
+                found.add("os.fork")
+            if module == "multiprocessing" and "Process" in names:
+                found.add("multiprocessing.Process")
+    patterns[path] = sorted(found)
+print(json.dumps({"problems": problems, "patterns": patterns}))
 """
 
 
@@ -77,9 +98,11 @@ def _read_regular(path: Path) -> bytes:
     return data
 
 
-def _parse_problems(folder: Path, names: list[str]) -> dict[str, str]:
-    """{name: why it does not parse} for the files in folder, parsed in a child process under a memory
-    and a time bound (the grader itself never parses a submission)."""
+def _parse(folder: Path, names: list[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """({name: why it does not parse}, {name: the patterns found in it}) for the files in folder, parsed
+    in a child process under a memory and a time bound (the grader itself never parses a submission).
+    Patterns (a function called where it should be passed as target, run() for start(), os.fork,
+    socketserver, multiprocessing.Process) only choose the words of feedback, never points."""
 
     def bounded() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (PARSE_MEMORY, PARSE_MEMORY))
@@ -94,12 +117,44 @@ def _parse_problems(folder: Path, names: list[str]) -> dict[str, str]:
             preexec_fn=bounded,
             env={"PATH": os.defpath},
         )
-        return json.loads(run.stdout)
-    except (subprocess.TimeoutExpired, json.JSONDecodeError):
-        return {name: "could not be parsed within the bounds of the grader" for name in names}
+        parsed = json.loads(run.stdout)
+        patterns = {name: [p for p in found if p in PATTERNS] for name, found in parsed["patterns"].items()}
+        return {name: str(why) for name, why in parsed["problems"].items()}, patterns
+    except (subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return {name: "could not be parsed within the bounds of the grader" for name in names}, {}
 
 
-def take_in(submission: Path, copy: Path) -> dict[str, str]:
+PATTERNS = ("target called", "run called", "os.fork", "socketserver", "multiprocessing.Process")
+TOOLS = {"multiprocess_server.py": "multiprocessing", "multithread_server.py": "threading"}
+
+
+def advice(patterns: dict[str, list[str]]) -> list[str]:
+    """One line for each server file built on another tool than the one the assignment asks for."""
+    lines = []
+    for name, tool in TOOLS.items():
+        found = patterns.get(name, [])
+        if "os.fork" in found:
+            lines.append(
+                f"{name} calls os.fork(): this assignment asks for multiprocessing, a Process of the context "
+                "of --start-method, so that the start method decides how each child starts"
+            )
+        if "socketserver" in found:
+            lines.append(
+                f"{name} uses socketserver: this assignment asks for {tool} inside the given accept loop, "
+                "so that you write the dispatch yourself"
+            )
+    return lines
+
+
+@dataclass
+class Intake:
+    """What take_in found: the optional modes left out, with the reason, and the patterns of each file."""
+
+    broken: dict[str, str]
+    patterns: dict[str, list[str]]
+
+
+def take_in(submission: Path, copy: Path) -> Intake:
     """Copy the submission's server files into copy, safely: regular files only (no symbolic link,
     device or pipe), each at most 1 MiB, each parsed under bounds before anything else reads it.
     NotGradable if a required file is missing or broken; a broken optional file is left out, and
@@ -120,12 +175,13 @@ def take_in(submission: Path, copy: Path) -> dict[str, str]:
                 raise
             broken[name] = str(exc)
     taken = sorted(path.name for path in copy.iterdir())
-    for name, problem in _parse_problems(copy, taken).items():
+    problems, patterns = _parse(copy, taken)
+    for name, problem in problems.items():
         if name in SERVER_FILES:
             raise NotGradable(f"{name} {problem}")
         broken[name] = f"{name} {problem}"
         (copy / name).unlink()
-    return {name.removesuffix("_server.py"): reason for name, reason in broken.items()}
+    return Intake({name.removesuffix("_server.py"): reason for name, reason in broken.items()}, patterns)
 
 
 @contextlib.contextmanager
@@ -161,7 +217,7 @@ def run_checks(
         os.chmod(tmp, 0o711)  # a runner uid may pass through to its own folder, and list nothing
         copy = Path(tmp) / "submission"  # only the server files: nothing else of the submission is ever read
         copy.mkdir(mode=0o700)
-        broken = take_in(submission, copy)
+        intake = take_in(submission, copy)
         private = [KIT, submission.resolve(), Path.cwd(), Path(tmp) / "logs"]
         private += [json_path.resolve().parent] if json_path else []
         chosen = sandbox.detect(private) if isolation == "auto" else sandbox.TURNED_OFF
@@ -183,7 +239,8 @@ def run_checks(
             progress.update(task, advance=1, total=grader.selected, description=f"{result.name}: {result.status}")
 
         grader = Grader(copy, Path(tmp) / "logs", modes, only, not public, on_result=advance)
-        grader.isolation, grader.broken = chosen, broken
+        grader.isolation, grader.broken, grader.patterns = chosen, intake.broken, intake.patterns
+        grader.advice = advice(intake.patterns)
         args = [str(CHECKS), "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(CHECKS)]
         args += ["--basetemp", str(Path(tmp) / "pytest")]
         args += ["-v"] if verbose else ["-p", "no:terminal"]

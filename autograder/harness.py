@@ -13,10 +13,13 @@ Teardown then also kills by that uid, and verifies that nothing of it is left.
 """
 
 import contextlib
+import ctypes
+import errno
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +40,7 @@ HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
 LAUNCH = Path(__file__).with_name("launch.py")
+SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture (Linux 5.6 and later)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -328,6 +332,40 @@ class Server:
         """Send signum and wait up to timeout seconds: the exit status, or None if it is still running."""
         self.send_signal(signum)
         return self.wait(timeout)
+
+    def shrink_send_buffer(self, size: int) -> str:
+        """Give the server's listening socket a send buffer of size bytes, as on a network slower than
+        loopback (whose buffer grows to megabytes): the sockets it accepts from then on inherit it. The
+        grader sets it on a copy of the socket taken with pidfd_getfd, so that nothing of the server needs
+        to cooperate. Returns "" when done, else why it could not be done here."""
+        try:
+            (fd,) = {c.fd for c in self.process().net_connections("inet") if c.status == "LISTEN" and c.fd >= 0}
+        except (psutil.Error, ValueError):
+            return "the server's listening socket could not be found"
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except OSError as exc:
+            return f"pidfd_open failed ({exc.strerror})"
+        try:
+            copy = ctypes.CDLL(None, use_errno=True).syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+            if copy < 0:
+                return f"pidfd_getfd failed ({os.strerror(ctypes.get_errno() or errno.ENOSYS)})"
+            with socket.socket(fileno=copy) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+            return ""
+        finally:
+            os.close(pidfd)
+
+    def connections(self) -> list[tuple[int, tuple[str, int]]]:
+        """(pid, client address) of each connection to the server's port held open by a process of its
+        tree: the evidence that a client was accepted, and by whom."""
+        held = []
+        for proc in self.tree():
+            with contextlib.suppress(psutil.Error):
+                for c in proc.net_connections("inet"):
+                    if c.laddr and c.laddr[1] == self.port and c.raddr and c.status == "ESTABLISHED":
+                        held.append((proc.pid, tuple(c.raddr)))
+        return held
 
     def workers(self) -> list[psutil.Process]:
         """The live descendants that serve clients: all but multiprocessing's own helpers (the resource

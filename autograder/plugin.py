@@ -33,6 +33,8 @@ class Grader:
         self.limits = Limits()
         self.isolation = sandbox.TURNED_OFF  # grade.run_checks sets what it found
         self.broken: dict[str, str] = {}  # optional modes whose file could not be taken in: the reason
+        self.patterns: dict[str, list[str]] = {}  # {file name: patterns seen in it}, to word feedback
+        self.advice: list[str] = []  # one line each: a server built on another tool than the one asked for
         self.start_failures: dict[tuple, str] = {}  # a server that did not start is not started again
         self.deadline = time.monotonic() + time_limit
         self.time_limit = time_limit
@@ -172,6 +174,7 @@ class Grader:
         output = f"{self.score:g} / {self.max_score:g} points over {len(self.results)} checks."
         if self.isolation.warning:
             output += f" Warning: {self.isolation.warning}."
+        output += "".join(f" Note: {line}." for line in self.advice)
         if self.optional[1]:
             output += f" Optional part, apart from that score: {self.optional[0]:g} / {self.optional[1]:g} points."
         if self.problems:

@@ -10,32 +10,37 @@ from handler import START_METHOD, Listener, handle_client, run
 
 
 def serve(listener: Listener, start_method: str) -> None:
-    """Task 5. Serve each client in a new child process until listener.accept() returns None.
+    """Task 5. Serve each client in a child process of its own, started by `context`.
 
-    For each client (conn, addr) that listener.accept() returns:
-      a. start a process of `context` that runs handle_client(conn, addr);
-      b. close the parent's copy of the client socket right after start(): the child has its own
-         copy, and the client sees the connection close only when every copy is closed.
-    When accept() returns None (SIGINT or SIGTERM), join the children that are still running,
-    so that their clients get their whole replies before the server exits.
+    The accept loop is given. Inside it, hand the client to a new child and go straight back to
+    accept(): the server must never wait for one client before taking the next. Two outcomes must
+    hold: the client sees the end of its reply as soon as the child has sent it (a client sees the
+    connection close only when every copy of its socket is closed, and a child starts with copies of
+    the parent's sockets); and under --start-method spawn or forkserver, the children really are
+    started that way.
+
+    After the loop (the server was asked to stop), wait: when serve() returns, no child may still
+    be running, and every client that was being served has had its whole reply.
     """
     context = multiprocessing.get_context(start_method)  # fork, spawn or forkserver
-    ### BEGIN SOLUTION
     while (client := listener.accept()) is not None:
         conn, addr = client
+        ### BEGIN SOLUTION
         context.Process(target=handle_client, args=(conn, addr)).start()
         conn.close()  # The parent closes its copy of the client socket (important!)
+        ### END SOLUTION
+    ### BEGIN SOLUTION
     for child in multiprocessing.active_children():
         child.join()
     ### END SOLUTION
 
 
 def reap_children() -> None:
-    """Task 6. Reap the children that have finished.
+    """Task 6. Collect the children that have finished.
 
-    The listener calls this each time a child process exits. A finished child stays a zombie
-    until its parent collects its exit status; multiprocessing.active_children() joins every
-    child that has finished (and returns the ones still running).
+    The listener calls this each time a child process exits. Until its parent collects its exit
+    status, a finished child stays in the process table as a zombie: after 200 clients, 200 of
+    them. Collect the finished ones, and do not wait for the ones still running.
     """
     ### BEGIN SOLUTION
     multiprocessing.active_children()  # joins, and so reaps, the children that have exited

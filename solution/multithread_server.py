@@ -9,21 +9,28 @@ from handler import Listener, handle_client, run
 
 
 def serve(listener: Listener) -> None:
-    """Task 7. Serve each client in a new thread until listener.accept() returns None.
+    """Task 7. Serve each client in a thread of its own.
 
-    For each client (conn, addr) that listener.accept() returns, start a thread that runs
-    handle_client(conn, addr), and go straight back to accept(). Keep no list of the threads:
-    a finished thread should be forgotten. When accept() returns None (SIGINT or SIGTERM), join
-    every thread still running (threading.enumerate() lists them, the main thread included),
-    so that their clients get their whole replies before the server exits.
+    The accept loop is given, and so is the list of the threads still running (the finished ones
+    are dropped from it, as socketserver does, so that it does not grow with every client). Inside
+    the loop, hand the client to a new thread, keep it in the list, and go straight back to
+    accept(): the server must never wait for one client before taking the next.
+
+    After the loop (the server was asked to stop), wait: when serve() returns, every client that
+    was being served has had its whole reply.
     """
-    ### BEGIN SOLUTION
+    threads: list[threading.Thread] = []
     while (client := listener.accept()) is not None:
         conn, addr = client
-        threading.Thread(target=handle_client, args=(conn, addr), name=f"client {addr}").start()
-    for worker in threading.enumerate():
-        if worker is not threading.current_thread():
-            worker.join()
+        threads = [thread for thread in threads if thread.is_alive()]
+        ### BEGIN SOLUTION
+        thread = threading.Thread(target=handle_client, args=(conn, addr), name=f"client {addr}")
+        thread.start()
+        threads.append(thread)
+        ### END SOLUTION
+    ### BEGIN SOLUTION
+    for thread in threads:
+        thread.join()
     ### END SOLUTION
 
 

@@ -7,17 +7,18 @@ from handler import Listener, handle_client, run
 
 
 def serve(listener: Listener) -> None:
-    """Task 4. Serve clients one after another until listener.accept() returns None.
+    """Task 4. Serve each client that listener.accept() returns, one after another.
 
-    listener.accept() waits for the next client and returns it as (conn, addr); it returns None
-    once the server is asked to stop (SIGINT or SIGTERM). Call handle_client(conn, addr) for each
-    client right here: no thread, no process. Meanwhile, the next clients wait in the listen queue.
+    The accept loop is given: listener.accept() waits for the next client and returns it as
+    (conn, addr), or None once the server is asked to stop (SIGINT or SIGTERM). This server has no
+    thread and no process of its own: while one client is being served, the next ones wait in the
+    listen queue. That loop is the whole server.
     """
-    ### BEGIN SOLUTION
     while (client := listener.accept()) is not None:
         conn, addr = client
+        ### BEGIN SOLUTION
         handle_client(conn, addr)
-    ### END SOLUTION
+        ### END SOLUTION
 
 
 if __name__ == "__main__":

@@ -3,19 +3,41 @@
 
 import time
 
-from autograder.checks.probes import eventually, seen, served
+from autograder.checks.probes import eventually, plural, seen, served
 from autograder.client import connect, exchange, get, read_until_close
 from autograder.rubric import check, expect
 
+WORKER = {"multiprocess": "child process", "multithread": "thread"}
+SERVED_IN_PARENT = {
+    "target called": "a function was called instead of passed as target: target=handle_client(conn, addr) "
+    "runs handle_client right there, in the server, and hands its result (None) to the new worker; "
+    "pass the function and its arguments apart: target=handle_client, args=(conn, addr)",
+    "run called": "run() runs in the caller's thread; start() starts a new one",
+}
 HANDED_TO = {
     "multiprocess": "is each client handed to a new process before the server goes back to accept()?",
     "threadpool": "is each client handed to the pool (pool.submit) before the server goes back to accept()?",
     "eventloop": "do on_readable() and on_writable() call recv() and send() once, without waiting for more?",
 }
+HANDED_TO_THREAD = "is each client handed to a new thread before the server goes back to accept()?"
+
+
+def served_in_parent(server, mode: str, grading) -> str:
+    """Why the server serves a client itself, when it does (no worker, and the server's own process holds
+    the client's connection), in the words of the likely cause; "" otherwise."""
+    if mode not in WORKER:
+        return ""
+    workers = server.workers() if mode == "multiprocess" else server.process().num_threads() - 1
+    if workers or not any(pid == server.pid for pid, _ in server.connections()):
+        return ""
+    patterns = grading.patterns.get(f"{mode}_server.py", [])
+    found = [SERVED_IN_PARENT[p] for p in SERVED_IN_PARENT if p in patterns]
+    cause = found[0] if found else HANDED_TO.get(mode, HANDED_TO_THREAD)
+    return f"the server served a client itself, in its own thread, and started no {WORKER[mode]} for it: {cause}"
 
 
 @check("concurrency", points={"single": 4, "multiprocess": 5, "multithread": 5}, optional=3)
-def check_held_client(serve, mode):
+def check_held_client(serve, mode, grading):
     """A silent client blocks no one (single: it does)"""
     server = serve(mode)
     served(server, "/warm-up")
@@ -32,7 +54,7 @@ def check_held_client(serve, mode):
             expect(
                 reply.raw.startswith(b"HTTP/1.1 200 OK"),
                 f"while one client was connected and silent, a second client got {seen(reply)} within 2 s: "
-                + HANDED_TO.get(mode, "is each client handed to a new thread before the server goes back to accept()?"),
+                + (served_in_parent(server, mode, grading) or HANDED_TO.get(mode, HANDED_TO_THREAD)),
             )
         # A server that drops clients who stay quiet would pass the lines above: the held client must
         # still be served once it speaks.
@@ -50,7 +72,7 @@ def check_held_client(serve, mode):
 
 
 @check("concurrency", points={"single": 3, "multiprocess": 4, "multithread": 3})
-def check_mechanism(serve, mode):
+def check_mechanism(serve, mode, grading):
     """A process, a thread, or nothing per client"""
     server = serve(mode)
     served(server, "/warm-up")
@@ -58,22 +80,30 @@ def check_mechanism(serve, mode):
         if mode == "multiprocess":
             expect(
                 eventually(lambda: len(server.workers()) == 2, 2.0),
-                f"with 2 clients connected, the server had {len(server.workers())} child processes serving "
-                "them, not 2: one multiprocessing.Process per client",
+                f"with 2 clients connected, the server had "
+                f"{plural(len(server.workers()), 'child process', 'child processes')} serving them, not 2: "
+                f"one multiprocessing.Process per client{cause(server, mode, grading)}",
             )
             expect(server.process().num_threads() == 1, "the multiprocess server started threads: use processes only")
         elif mode == "multithread":
             expect(
                 eventually(lambda: server.process().num_threads() >= 3, 2.0),
-                f"with 2 clients connected, the server had {server.process().num_threads()} threads: "
-                "expected the main thread plus one threading.Thread per client",
+                f"with 2 clients connected, the server had {plural(server.process().num_threads(), 'thread')}: "
+                f"expected the main thread plus one threading.Thread per client{cause(server, mode, grading)}",
             )
             expect(not server.workers(), "the multithread server started child processes: use threads only")
         else:
             time.sleep(0.5)
             expect(
                 server.process().num_threads() == 1 and not server.workers(),
-                f"the single server had {server.process().num_threads()} threads and {len(server.workers())} child "
-                "processes: it should serve clients in the main thread only",
+                f"the single server had {plural(server.process().num_threads(), 'thread')} and "
+                f"{plural(len(server.workers()), 'child process', 'child processes')}: "
+                "it should serve clients in the main thread only",
             )
     served(server, "/after", when="after the two clients left")
+
+
+def cause(server, mode: str, grading) -> str:
+    """ ": " and the likely cause when the server serves clients itself, else ""."""
+    found = served_in_parent(server, mode, grading)
+    return f": {found}" if found else ""

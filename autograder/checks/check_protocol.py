@@ -7,6 +7,9 @@ from autograder.checks.probes import seen, served
 from autograder.client import connect, exchange, get, read_until_close, reset
 from autograder.rubric import check, expect
 
+RECV_HINT = "keep reading until the blank line \\r\\n\\r\\n that ends the head"
+SLOW_NETWORK_BUFFER = 4096  # bytes of send buffer: the kernel doubles it; loopback's grows to megabytes
+
 CLOSE_HINT = {
     "multiprocess": "does the parent close its copy of the socket after starting the child?",
     "eventloop": "does the loop close the socket once on_writable() has sent the whole reply?",
@@ -31,7 +34,7 @@ def check_status_line_and_crlf(serve, mode):
     )
 
 
-@check("protocol", points=2, optional=1)
+@check("protocol", points=1, optional=1)
 def check_headers(serve, mode):
     """Headers: Content-Type, Content-Length, Connection"""
     request = get("/headers")
@@ -49,7 +52,7 @@ def check_headers(serve, mode):
     )
 
 
-@check("protocol", points=2, optional=1)
+@check("protocol", points=1, optional=1)
 def check_echo(serve, mode):
     """The body echoes the request"""
     request = get("/echo?x=1")
@@ -84,8 +87,8 @@ def check_request_in_pieces(serve, mode):
     )
     expect(
         reply.body == request,
-        f"a request sent in three pieces got {seen(reply)}: one recv() returns only what has arrived; "
-        "keep reading until the blank line \\r\\n\\r\\n that ends the head",
+        f"a request sent in three pieces got {seen(reply)}"
+        + (f": one recv() returns only what has arrived; {RECV_HINT}" if reply.raw.startswith(b"HTTP/1.1 ") else ""),
     )
 
 
@@ -96,8 +99,31 @@ def check_large_head(serve, mode):
     reply = exchange(serve(mode).address, request[:3000], request[3000:], timeout=3.0, whole_reply=True)
     expect(
         reply.body == request,
-        f"a 6 KiB request got {seen(reply)}: a single recv(1024) reads only the first part; "
-        "keep reading until the blank line \\r\\n\\r\\n that ends the head",
+        f"a 6 KiB request got {seen(reply)}"
+        + (f": one recv(1024) reads only its first part; {RECV_HINT}" if reply.raw.startswith(b"HTTP/1.1 ") else ""),
+    )
+
+
+@check("protocol", points=1, optional=1)
+def check_whole_reply_to_slow_reader(serve, mode, grading):
+    """A 60 KiB reply to a client that reads late"""
+    server = serve(mode)
+    untested = server.shrink_send_buffer(SLOW_NETWORK_BUFFER)
+    if untested:  # the reply fits in loopback's buffers: send() and sendall() cannot be told apart here
+        grading.notes["send() or sendall()"] = f"not told apart on this machine: {untested}"
+        return
+    request = get("/slow-reader")[:-2] + b"X-Padding: " + b"s" * (60 * 1024) + b"\r\n\r\n"
+    with connect(server.address, receive_buffer=SLOW_NETWORK_BUFFER) as sock:
+        sock.sendall(request)
+        time.sleep(0.5)  # reads late, as a client on a slow network does: the server's send buffer fills
+        raw, _, _ = read_until_close(sock, 5.0, whole_reply=True)
+    body = raw.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in raw else b""
+    expect(
+        raw.startswith(b"HTTP/1.1 200 OK") and body == request,
+        f"a client that sent a {len(request) // 1024} KiB request and read the reply slowly got "
+        + (f"only {len(body)} of the {len(request)} bytes of its echo" if raw.startswith(b"HTTP/1.1 ") else "no reply")
+        + ": send() writes only what fits in the socket's buffer and returns how much it wrote; "
+        "sendall() sends it all",
     )
 
 

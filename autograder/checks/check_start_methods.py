@@ -8,7 +8,19 @@ import pytest
 
 from autograder.checks.probes import eventually, seen, served
 from autograder.client import connect, exchange, get
-from autograder.rubric import check, expect
+from autograder.rubric import Deduction, check, expect
+
+MAIN_GUARD = (
+    ": spawn and forkserver start a fresh interpreter that imports your module, and it started the server "
+    'again: start the server only under `if __name__ == "__main__":`'
+)
+SECOND_START = ("unrecognized arguments", "bootstrapping phase", "cannot listen on")
+
+
+def reimported(server) -> bool:
+    """Whether a child ran the server's start-up code again (a second ready line, or the errors of a
+    second start): what a module without the `__main__` guard does under spawn and forkserver."""
+    return server.output().count("Serving on") > 1 or any(sign in server.errors() for sign in SECOND_START)
 
 
 @check("start-methods", points={"fork": 2, "spawn": 3, "forkserver": 3}, modes=("multiprocess",))
@@ -16,19 +28,17 @@ from autograder.rubric import check, expect
 def check_start_method(serve, mode, method):
     """Serves concurrently under the start method"""
     server = serve(mode, "--start-method", method)
-    served(server, "/first", when=f"under --start-method {method}", timeout=5.0)
+    try:
+        served(server, "/first", when=f"under --start-method {method}", timeout=5.0)
+    except Deduction as exc:
+        raise Deduction(f"{exc}{MAIN_GUARD if method != 'fork' and reimported(server) else ''}") from None
     with connect(server.address):
         time.sleep(0.3)
         reply = exchange(server.address, get("/second"), timeout=5.0, whole_reply=True)
         expect(
             reply.raw.startswith(b"HTTP/1.1 200 OK"),
             f"under --start-method {method}, with one client connected and silent, a second client got {seen(reply)}"
-            + (
-                ": spawn and forkserver start a fresh interpreter that imports your module: is the server "
-                'started only under `if __name__ == "__main__":`?'
-                if method != "fork"
-                else ""
-            ),
+            + (MAIN_GUARD if method != "fork" and reimported(server) else ""),
         )
         expect(
             eventually(lambda: len(server.workers()) == 1, 3.0),

@@ -8,11 +8,11 @@ from autograder.rubric import expect
 
 
 def seen(reply: Reply) -> str:
-    """What the client saw, in a few words."""
+    """What the client got, in a few words that follow "got"."""
     if reply.error and not reply.raw:
-        return f"the connection failed ({reply.error})"
+        return f"no reply: its connection failed ({reply.error})"
     if not reply.raw:
-        return "the connection closed without a reply" if reply.closed else "no reply at all"
+        return "no reply: the connection closed" if reply.closed else "no reply at all"
     return f"a reply beginning {reply.raw[:48]!r}"
 
 
@@ -35,3 +35,14 @@ def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def accepted(server, count: int, timeout: float = 3.0) -> bool:
+    """Whether the server's processes come to hold connections from count clients (the evidence that it
+    accepted them, rather than a pause long enough to have done so) within timeout seconds."""
+    return eventually(lambda: len({client for _, client in server.connections()}) >= count, timeout)
+
+
+def plural(count: int, one: str, many: str = "") -> str:
+    """'1 thread', '2 threads'; many for irregular plurals ('child processes')."""
+    return f"{count} {one if count == 1 else many or one + 's'}"
