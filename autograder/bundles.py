@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 from autograder import ASSIGNMENT, KIT, release
+from autograder.rubric import HIDDEN
 
 # the grader's own requirements (no nbgrader, no matplotlib): they install on Python 3.10 too
 GRADER_PACKAGES = ("locust", "pytest", "pytest-timeout", "psutil", "rich", "requests")
@@ -57,9 +58,19 @@ exit 0
 """
 
 
-def _grader_files() -> list[Path]:
+def _grader_files(hidden: bool = True) -> list[Path]:
+    """The grader's files; without hidden, the hidden checks left out (the students' bundle)."""
     package = KIT / "autograder"
-    return sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files = [p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return sorted(p for p in files if hidden or not p.is_relative_to(HIDDEN))
+
+
+def _hidden_lines() -> set[str]:
+    """The definition lines of the hidden checks: a file holding one of them gives them away."""
+    lines = set()
+    for path in HIDDEN.glob("*.py"):
+        lines |= {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("def ")}
+    return lines
 
 
 def _requirements(packages: tuple[str, ...] | None = None) -> str:
@@ -75,9 +86,15 @@ def leaked(name: str, data: bytes) -> bool:
     return release.gives_away(Path(name).name, data.decode("utf-8", errors="replace"))
 
 
-def _write(out: Path, files: dict[str, bytes | str], executable: tuple[str, ...] = ()) -> None:
+def hidden_leaked(data: bytes) -> bool:
+    """Whether a file of the students' bundle holds a hidden check."""
+    text = {line.strip() for line in data.decode("utf-8", errors="replace").splitlines()}
+    return bool(text & _hidden_lines())
+
+
+def _write(out: Path, files: dict[str, bytes | str], executable: tuple[str, ...] = (), students: bool = False) -> None:
     staging = {name: data.encode() if isinstance(data, str) else data for name, data in files.items()}
-    leaks = [name for name, data in staging.items() if leaked(name, data)]
+    leaks = [name for name, data in staging.items() if leaked(name, data) or (students and hidden_leaked(data))]
     if leaks:
         raise release.ReleaseError(f"solution code in {', '.join(leaks)}: no bundle written")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,9 +116,9 @@ def student_bundle(out: Path) -> list[str]:
         files[f"concurrency-lab/{name}"] = (KIT / name).read_bytes()
     for path in sorted(KIT.glob("handout*.md")):
         files[f"concurrency-lab/{path.name}"] = path.read_bytes()
-    for path in _grader_files():
+    for path in _grader_files(hidden=False):
         files[f"concurrency-lab/{path.relative_to(KIT)}"] = path.read_bytes()
-    _write(out, files)
+    _write(out, files, students=True)
     return sorted(files)
 
 

@@ -137,7 +137,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print(f"grader fault: isolation is required and cannot be had here: {exc}", file=sys.stderr)
         return grade.GRADER_FAULT
     grader = outcome.grader
-    console.print(grade.table(grader))
+    for shown in grade.tables(grader):
+        console.print(shown)
+    if grader.hidden_not_run:
+        console.print(
+            f"Hidden checks: {grader.hidden_not_run:g} points of the 100 are checks that only the official grading "
+            "runs (other request sizes, split points, paths, more clients at once): a correct server passes them.",
+            highlight=False,
+        )
     for line in grader.advice:
         console.print(f"[yellow]Note:[/] {line}", highlight=False)
     lost = grade.feedback(grader)

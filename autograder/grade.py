@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from autograder import ALL_MODES, ASSIGNMENT, KIT, OPTIONAL_FILES, SERVER_FILES, sandbox
+from autograder import ALL_MODES, ASSIGNMENT, KIT, OPTIONAL_FILES, OPTIONAL_MODES, SERVER_FILES, sandbox
 from autograder.plugin import CHECKS, Grader, number_results
 from autograder.rubric import CATEGORIES, Result, write_atomically
 
@@ -169,7 +170,10 @@ def take_in(submission: Path, copy: Path) -> Intake:
         if not os.path.lexists(submission / name):
             continue
         try:
-            (copy / name).write_bytes(_read_regular(submission / name))
+            data = _read_regular(submission / name)
+            if name in OPTIONAL_FILES and data == (ASSIGNMENT / name).read_bytes():
+                continue  # the skeleton as given: the optional part was not done
+            (copy / name).write_bytes(data)
         except NotGradable as exc:
             if name in SERVER_FILES:
                 raise
@@ -267,25 +271,42 @@ def write_not_gradable(json_path: Path, reason: str) -> None:
     write_atomically(json_path, results)
 
 
-def table(grader: Grader) -> Table:
-    """The results for people: a row per check, a column per mode, then the totals."""
-    modes = [m for m in ALL_MODES if any(r.mode == m for r in grader.results)]
+def tables(grader: Grader) -> list[Table | str]:
+    """The results for people, at 80 columns: the 100 points, a row per check under its category, a
+    column per mode; then the optional part, as a table of its own when it was handed in, else one line."""
+    basic = [r for r in grader.results if r.category != "optional"]
     title = f"Concurrency Lab: {grader.score:g} / {grader.max_score:g} points"
-    if grader.optional[1]:
-        title += f" (optional part: {grader.optional[0]:g} / {grader.optional[1]:g})"
-    view = Table(title=title)
-    view.add_column("#", justify="right", style="dim")
-    view.add_column("check", overflow="fold")
+    if grader.hidden_not_run:
+        title += f" (and {grader.hidden_not_run:g} in hidden checks)"
+    shown: list[Table | str] = [_table(title, basic, by_category=True)]
+    optional = [r for r in grader.results if r.category == "optional"]
+    if optional:
+        earned, possible = grader.optional
+        shown.append(_table(f"Optional part, beside the 100: {earned:g} / {possible:g} points", optional))
+    elif not any(mode in grader.broken for mode in OPTIONAL_MODES) and set(OPTIONAL_MODES) & set(grader.modes):
+        shown.append("optional part: not handed in")
+    return shown
+
+
+def _table(title: str, results: list[Result], by_category: bool = False) -> Table:
+    modes = [m for m in ALL_MODES if any(r.mode == m for r in results)]
+    view = Table(title=title, title_justify="left")
+    view.add_column("#", justify="right", style="dim", no_wrap=True)
+    view.add_column("check", ratio=1)
     for mode in modes:
-        view.add_column(mode, justify="right")
-    rows: dict[tuple[str, str], dict[str, Result]] = {}
-    for r in grader.results:
-        rows.setdefault((r.number, r.check), {})[r.mode] = r
-    for (number, check), by_mode in rows.items():
-        cells = [_cell(by_mode.get(mode)) for mode in modes]
-        view.add_row(number, check, *cells)
+        view.add_column(mode, justify="right", no_wrap=True)
+    rows: dict[tuple[str, str, str], dict[str, Result]] = {}
+    for r in results:
+        title_cell = r.title + (f" [{r.variant}]" if r.variant else "")
+        rows.setdefault((r.category, r.number, title_cell), {})[r.mode] = r
+    category = ""
+    for (row_category, number, title_cell), by_mode in rows.items():
+        if by_category and row_category != category:
+            category = row_category
+            view.add_row("", f"[bold]{CATEGORIES[category]}[/]", *[""] * len(modes))
+        view.add_row(number, escape(title_cell), *[_cell(by_mode.get(mode)) for mode in modes])
     view.add_section()
-    totals = [sum(r.points for r in grader.results if r.mode == m) for m in modes]
+    totals = [sum(r.points for r in results if r.mode == m) for m in modes]
     view.add_row("", "[bold]points per mode[/]", *[f"[bold]{t:g}[/]" for t in totals])
     return view
 
@@ -313,7 +334,9 @@ def rubric() -> str:
     number_results(grader.collected)
     rows: dict[tuple[str, str], dict[str, float]] = {}
     for r in grader.collected:
-        rows.setdefault((r.number, r.check), {})[r.mode] = r.max_points
+        rows.setdefault((r.number, r.check + (" (hidden: official grading only)" if r.hidden else "")), {})[r.mode] = (
+            r.max_points
+        )
     modes = [m for m in ALL_MODES if any(r.mode == m for r in grader.collected)]
     lines = ["| # | check | " + " | ".join(modes) + " | points |", "| --- | --- |" + " ---: |" * (len(modes) + 1)]
     for (number, check), points in rows.items():

@@ -10,7 +10,7 @@ from _pytest.outcomes import Failed
 
 from autograder import ALL_MODES, MODES, OPTIONAL_MODES, sandbox
 from autograder.harness import Limits, Server
-from autograder.rubric import CATEGORIES, Deduction, Result, write_atomically
+from autograder.rubric import CATEGORIES, HIDDEN_POINTS, Deduction, Result, write_atomically
 
 CHECKS = Path(__file__).with_name("checks")
 
@@ -168,6 +168,13 @@ class Grader:
         """(earned, possible) points of the optional part."""
         part = [r for r in self.results if r.category == "optional"]
         return sum(r.points for r in part), sum(r.max_points for r in part)
+
+    @property
+    def hidden_not_run(self) -> float:
+        """Points of the 100 held by hidden checks that this grading did not run (a self-check)."""
+        if self.only or any(r.hidden for r in self.results):
+            return 0.0
+        return HIDDEN_POINTS * len(set(self.modes) & set(MODES)) / len(MODES)
 
     def write_json(self, path: Path, interrupted: str = "") -> None:
         """Gradescope's results.json, written whole (atomically), once grading has ended."""

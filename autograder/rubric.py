@@ -18,6 +18,9 @@ CATEGORIES = {
     "optional": "Optional part",  # the thread-pool and event-loop servers: points beside the 100
 }
 
+HIDDEN = Path(__file__).with_name("checks") / "hidden"  # official grading only: never in the students' bundle
+HIDDEN_POINTS = 3  # of the 100, in HIDDEN (a kit test keeps it equal to their marks)
+
 
 class Deduction(AssertionError):
     """The submission loses the check's points; the message is the feedback, in a student's terms."""

@@ -42,7 +42,7 @@ def hostile(folder: Path, attack: str, base: Path = ASSIGNMENT) -> Path:
     body = "\n".join(
         ["    def attack():", textwrap.indent(textwrap.dedent(attack).strip(), " " * 8), "    attack()", ""]
     )
-    start = server.index("    ###") if "    ###" in server else server.index("    # YOUR CODE HERE")
+    start = server.index("    while (client := listener.accept())")  # the given accept loop, in both copies
     (folder / "single_server.py").write_text(server[:start] + body + server[start:])
     return folder
 
@@ -187,7 +187,7 @@ for path in {[str(t) for t in targets]!r}:
     assert digest(KIT) == before
     # the next submission, the unfilled skeleton, is graded by the same kit as ever
     after = run_grader("writable", ASSIGNMENT, "--mode", "single", "--check", "echo", "--check", "load")
-    assert "Concurrency Lab: 0 / 6 points" in after.stdout and after.returncode == 0
+    assert "Concurrency Lab: 0 / 5 points" in after.stdout and after.returncode == 0
     assert leftovers(RUN) == []
 
 
@@ -358,7 +358,7 @@ def test_a_broken_optional_file_costs_only_the_optional_part(tmp_path):
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     tests = {t["tags"][1]: t for t in json.loads(out.read_text())["tests"]}
-    assert tests["single"]["score"] == 2
+    assert tests["single"]["score"] == 1
     assert tests["threadpool"]["score"] == 0 and "threadpool_server.py does not parse" in tests["threadpool"]["output"]
 
 

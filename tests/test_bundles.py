@@ -31,7 +31,7 @@ def test_the_student_bundle_has_the_skeletons_and_the_grader_and_no_solution(tmp
     )
     assert self_check.returncode == 0, self_check.stderr
     printed = " ".join(self_check.stdout.split())
-    assert "0 / 2 points" in printed and "serve() in single_server.py is not implemented yet" in printed
+    assert "0 / 1 points" in printed and "serve() in single_server.py is not implemented yet" in printed
 
 
 def gradescope(tmp_path, submission_files, *options, python=sys.executable):
@@ -57,7 +57,7 @@ def gradescope(tmp_path, submission_files, *options, python=sys.executable):
 
 def test_run_autograder_grades_a_submission_into_gradescopes_results_json(tmp_path):
     results = gradescope(tmp_path, [SOLUTION / name for name in SERVER_FILES], "--mode", "single", "--check", "echo")
-    assert results["score"] == 2 and results["tests"][0]["status"] == "passed"
+    assert results["score"] == 1 and results["tests"][0]["status"] == "passed"
 
 
 def test_run_autograder_says_why_a_submission_is_not_gradable(tmp_path):
@@ -178,7 +178,7 @@ def test_run_autograder_works_in_the_image_it_targets(tmp_path, grader_only_pyth
     root.mkdir()
     results = gradescope(root, sources, "--mode", "single", "--check", "echo", python=grader_only_python)
     assert gradescope_accepts(results), results
-    expected = {"good": 2, "not gradable": 0, "crashing": 0}[kind]
+    expected = {"good": 1, "not gradable": 0, "crashing": 0}[kind]
     assert results["score"] == expected
     if kind == "not gradable":
         assert results["output"].startswith("not gradable: missing handler.py")

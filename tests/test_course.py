@@ -182,18 +182,18 @@ def test_the_batch_goes_on_past_a_failing_student_and_shows_the_optional_part_be
     (erin / "report.ipynb").write_text("{ not a notebook")
     done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "dave",
                "--student", "erin", "--mode", "single", "--mode", "threadpool", "--check", "echo")  # fmt: skip
-    assert "dave: 2/2 (optional part: 1/1)" in done.stdout
-    assert "erin: 2/2 (optional part: 1/1) nbgrader autograde failed" in done.stdout
+    assert "dave: 1/1 (optional part: 1/1)" in done.stdout
+    assert "erin: 1/1 (optional part: 1/1) nbgrader autograde failed" in done.stdout
     rows = {
         row["student"]: row for row in csv.DictReader((course / f"server_scores_{NAME}.csv").read_text().splitlines())
     }
-    assert (rows["dave"]["score"], rows["dave"]["max_score"]) == ("2", "2")
+    assert (rows["dave"]["score"], rows["dave"]["max_score"]) == ("1", "1")
     assert (rows["dave"]["optional"], rows["dave"]["optional_max"]) == ("1", "1")
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         comment = gradebook.find_comment("server_score", "report", NAME, "dave").manual_comment
-    assert comment.startswith("Servers: 2 / 2 points. Optional part, beside that score: 1 / 1.")
+    assert comment.startswith("Servers: 1 / 1 points. Optional part, beside that score: 1 / 1.")
     fault = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "dave",
                 "--check", "no-such-check")  # fmt: skip
     assert "grader fault (tried twice): no check matched the selection" in fault.stdout

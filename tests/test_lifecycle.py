@@ -157,3 +157,31 @@ def test_a_second_ctrl_c_ends_the_server_and_its_children_at_once(start_server, 
         os.killpg(server.pid, signal.SIGINT)
         assert server.wait(5) == 128 + signal.SIGINT  # not the 20 s the client's work would take
     assert not any(p.is_running() and p.status() != "zombie" for p in workers)
+
+
+def test_a_forked_child_holds_no_copy_of_the_listening_socket(start_server):
+    """Only the server accepts: a child made by fork closes the listener it was born with."""
+    server = start_server("multiprocess", "--start-method", "fork")
+    with connect(server.address, timeout=10):
+        deadline = time.monotonic() + 5
+        while not server.workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (child,) = server.workers()
+        listening = [c for c in child.net_connections("inet") if c.status == "LISTEN"]
+        assert listening == [], listening
+        assert [c for c in server.process().net_connections("inet") if c.status == "LISTEN"]
+
+
+def test_closing_the_listener_puts_back_the_signal_handlers_it_replaced():
+    code = (
+        "import signal, sys; sys.path.insert(0, sys.argv[1]); from handler import Listener\n"
+        "before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)}\n"
+        "listener = Listener('127.0.0.1', 0, on_child_exit=lambda: None)\n"
+        "assert signal.getsignal(signal.SIGTERM) == listener._stop\n"
+        "listener.close()\n"
+        "after = {s: signal.getsignal(s) for s in before}\n"
+        "assert after == before, (before, after)\n"
+        "print('restored')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(SOLUTION)], capture_output=True, text=True, timeout=30)
+    assert run.stdout.strip() == "restored", run.stderr

@@ -27,7 +27,10 @@ def served_in_parent(server, mode: str, grading) -> str:
     the client's connection), in the words of the likely cause; "" otherwise."""
     if mode not in WORKER:
         return ""
-    workers = server.workers() if mode == "multiprocess" else server.process().num_threads() - 1
+    threads = server.process().num_threads()
+    if mode == "multiprocess" and not server.workers() and threads > 1:
+        return "the multiprocess server serves clients in threads, not child processes: one Process per client"
+    workers = server.workers() if mode == "multiprocess" else threads - 1
     if workers or not any(pid == server.pid for pid, _ in server.connections()):
         return ""
     patterns = grading.patterns.get(f"{mode}_server.py", [])

@@ -80,8 +80,12 @@ def check_graceful_shutdown(serve, mode):
         for case, (signum, _) in cases.items():  # Ctrl-C reaches the whole process group, as in a terminal
             servers[case].send_signal(signum, group=signum == signal.SIGINT)
         time.sleep(0.3)
-        for case, (_, count) in cases.items():
-            for number, sock in enumerate(socks[case], 1):
+        for number in range(max(clients, 1), 0, -1):  # the last one taken finishes first: a server that waits
+            time.sleep(0.3 if number < clients else 0)  # for it alone exits while the others are in flight
+            for case, (_, count) in cases.items():
+                if number > count:
+                    continue
+                sock = socks[case][number - 1]
                 client = f"after {case}, client {number} of {count}, in the middle of its request,"
                 early = early_reply(sock)
                 expect(
