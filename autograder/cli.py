@@ -141,8 +141,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
         console.print(shown)
     if grader.hidden_not_run:
         console.print(
-            f"Hidden checks: {grader.hidden_not_run:g} points of the 100 are checks that only the official grading "
-            "runs (other request sizes, split points, paths, more clients at once): a correct server passes them.",
+            f"Hidden checks: {grader.hidden_not_run:g} of the 100 points are in checks that only the official "
+            "grading runs (other request sizes, split points, paths, more clients at once); a correct server "
+            "passes them.",
             highlight=False,
         )
     for line in grader.advice:

@@ -12,12 +12,14 @@ import pytest
 
 from autograder import KIT, SERVER_FILES, SOLUTION
 from autograder.bundles import check_extracted, gradescope_bundle, student_bundle
+from autograder.release import ReleaseError
+from autograder.rubric import HIDDEN
 
 
 def test_the_student_bundle_has_the_skeletons_and_the_grader_and_no_solution(tmp_path):
     files = student_bundle(tmp_path / "lab.zip")
     assert "concurrency-lab/assignment/report.ipynb" in files and "concurrency-lab/locustfile.py" in files
-    assert not any("/solution/" in name or "/tests/" in name for name in files)
+    assert not any("/solution/" in name or "/tests/" in name or "/hidden/" in name for name in files)
     with zipfile.ZipFile(tmp_path / "lab.zip") as bundle:
         bundle.extractall(tmp_path / "x")
     kit = tmp_path / "x" / "concurrency-lab"
@@ -32,6 +34,23 @@ def test_the_student_bundle_has_the_skeletons_and_the_grader_and_no_solution(tmp
     assert self_check.returncode == 0, self_check.stderr
     printed = " ".join(self_check.stdout.split())
     assert "0 / 1 points" in printed and "serve() in single_server.py is not implemented yet" in printed
+    rubric = subprocess.run(
+        [sys.executable, "-m", "autograder", "rubric"], cwd=kit, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "| **total** |" in rubric.stdout and "(hidden" not in rubric.stdout  # the kit's own rubric has one
+
+
+def test_a_students_bundle_holding_a_hidden_check_is_refused(tmp_path, monkeypatch):
+    from autograder import bundles
+
+    hidden = next(HIDDEN.glob("check_*.py")).read_bytes()
+    assert bundles.hidden_leaked(hidden)
+    assert not any(bundles.hidden_leaked(path.read_bytes()) for path in bundles._grader_files(hidden=False))
+    real = bundles._grader_files
+    monkeypatch.setattr(bundles, "_grader_files", lambda hidden=True: real(hidden=True))
+    with pytest.raises(ReleaseError, match="no bundle written"):
+        student_bundle(tmp_path / "lab.zip")
+    assert not (tmp_path / "lab.zip").exists()
 
 
 def gradescope(tmp_path, submission_files, *options, python=sys.executable):

@@ -3,6 +3,7 @@ reference, on the unfilled skeleton, and on copies of the reference that each ca
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -235,3 +236,42 @@ def test_a_process_that_survives_teardown_makes_the_run_a_grader_fault_not_a_pas
     (test,) = json.loads(out.read_text())["tests"]
     assert test["score"] == 0 and "processes that survived SIGKILL" in test["output"]
     assert leftovers(RUN) == []
+
+
+def test_a_self_check_counts_the_hidden_points_it_left_out(tmp_path):
+    from autograder.plugin import Grader
+    from autograder.rubric import HIDDEN_POINTS
+
+    assert Grader(SOLUTION, tmp_path, include_hidden=False).hidden_not_run == HIDDEN_POINTS
+    assert Grader(SOLUTION, tmp_path, modes=("single",), include_hidden=False).hidden_not_run == HIDDEN_POINTS / 3
+    assert Grader(SOLUTION, tmp_path, only=("echo",), include_hidden=False).hidden_not_run == 0  # a part only
+
+
+def test_hidden_points_is_what_the_hidden_checks_are_worth():
+    from autograder.rubric import HIDDEN_POINTS
+
+    rubric = subprocess.run(
+        [sys.executable, "-m", "autograder", "rubric"], cwd=KIT, capture_output=True, text=True, check=True
+    ).stdout
+    rows = [line for line in rubric.splitlines() if "(hidden: official grading only)" in line]
+    assert rows and sum(float(row.split("|")[-2]) for row in rows) == HIDDEN_POINTS
+
+
+def test_the_table_fits_80_columns_and_splits_no_word(tmp_path):
+    out = tmp_path / "results.json"
+    checks = ["--check", "check_start_method", "--check", "check_headers"]
+    run = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", SOLUTION, "--json", out, "--mode", "multiprocess", *checks],
+        cwd=KIT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "80", "CONCURRENCY_LAB_TAG_PREFIX": RUN},
+    )
+    assert run.returncode == 0, run.stderr
+    assert max(len(line) for line in run.stdout.splitlines()) <= 80, run.stdout
+    words = set(re.findall(r"[\w\[\]:,-]+", run.stdout))
+    for test in json.loads(out.read_text())["tests"]:
+        title = test["name"].split(": ", 1)[1].rsplit(": ", 1)[0]  # without the category and the mode
+        assert set(title.split()) <= words, (title, run.stdout)
+    assert "[forkserver]" in words and "optional part: not handed in" not in run.stdout  # not asked for here
