@@ -7,10 +7,10 @@ import zipfile
 from pathlib import Path
 
 from autograder import ASSIGNMENT, KIT, release
-from autograder.rubric import HIDDEN
+from autograder.marks import HIDDEN
 
 # the grader's own requirements (no nbgrader, no matplotlib): they install on Python 3.10 too
-GRADER_PACKAGES = ("locust", "pytest", "pytest-timeout", "psutil", "rich", "requests")
+GRADER_PACKAGES = ("locust", "pytest", "pytest-timeout", "pytest-xdist", "psutil", "rich", "requests")
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, when it builds the autograder image (Ubuntu, as root).

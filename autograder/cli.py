@@ -10,6 +10,13 @@ from autograder import ALL_MODES, ASSIGNMENT, MODES, SOLUTION
 COMMANDS = ("grade", "release", "rubric", "compare", "course")
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def cmd_course(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -111,7 +118,7 @@ def cmd_rubric(args: argparse.Namespace) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from autograder import grade, sandbox
+    from autograder import grade, results, sandbox
 
     console = Console()
     if args.json:
@@ -127,17 +134,19 @@ def cmd_grade(args: argparse.Namespace) -> int:
             keep_logs=args.keep_logs,
             isolation=args.isolation,
             require_isolation=args.require_isolation,
+            jobs=args.jobs,
+            time_limit=args.time_limit,
         )
     except grade.NotGradable as exc:
         print(f"not gradable: {exc}", file=sys.stderr)
         if args.json:
-            grade.write_not_gradable(args.json, str(exc))
+            results.write_not_gradable(args.json, str(exc))
         return grade.NOT_GRADABLE
     except sandbox.IsolationError as exc:
         print(f"grader fault: isolation is required and cannot be had here: {exc}", file=sys.stderr)
         return grade.GRADER_FAULT
     grader = outcome.grader
-    for shown in grade.tables(grader):
+    for shown in results.tables(grader):
         console.print(shown)
     if grader.hidden_not_run:
         console.print(
@@ -148,7 +157,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         )
     for line in grader.advice:
         console.print(f"[yellow]Note:[/] {line}", highlight=False)
-    lost = grade.feedback(grader)
+    lost = results.feedback(grader.results)
     if lost:
         console.print("\n[bold]What lost points, and what to look at:[/]")
         for line in lost:
@@ -255,6 +264,19 @@ def parser() -> argparse.ArgumentParser:
         choices=("auto", "none"),
         default="auto",
         help="auto: the best this machine gives (default); none: run servers as the grader (benchmarks only)",
+    )
+    grade.add_argument(
+        "--jobs",
+        type=positive,
+        default=4,
+        help="checks run side by side, in pytest-xdist workers (default: %(default)s; 1: one after another)",
+    )
+    grade.add_argument(
+        "--time-limit",
+        type=positive,
+        default=120,
+        metavar="SECONDS",
+        help="of grading per worker, the time servers take to start not counted (default: %(default)s)",
     )
     grade.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
     grade.set_defaults(run=cmd_grade)

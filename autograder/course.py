@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, release
+from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, release, results
 
 NOTEBOOK = "report"  # report.ipynb: the analysis notebook
 SERVER_CELL = "server_score"  # its locked task cell that holds the servers' score
@@ -223,18 +223,18 @@ def grade(
             nbgrader(course, "autograde", name, "--student", student, "--force")
         except CourseError as exc:
             notebook_failed[student] = str(exc).splitlines()[-1]
-    results = []
+    graded = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(_grade_servers, course, name, student, options or []): student for student in students}
         for future in as_completed(futures):  # the gradebook is written from this thread only
             student = futures[future]
             result = _record(course, name, student, *future.result(), notebook_failed.get(student))
-            results.append(result)
+            graded.append(result)
             if on_student:
                 on_student(result)
-    results.sort(key=lambda r: r.student)
-    write_csv(course / f"server_scores_{name}.csv", results)
-    return results
+    graded.sort(key=lambda r: r.student)
+    write_csv(course / f"server_scores_{name}.csv", graded)
+    return graded
 
 
 def _grade_servers(course: Path, name: str, student: str, options: list[str]) -> tuple[dict | None, str]:
@@ -257,32 +257,22 @@ def _record(course: Path, name: str, student: str, data: dict | None, note: str,
     """The StudentResult of one student, written to the gradebook and the feedback folder where it can be."""
     if data is None:
         return StudentResult(student, None, 0, (0, 0), {}, note)
-    totals = category_totals(data)
-    optional = totals.pop("optional", (0.0, 0.0))
-    possible = sum(p for _, p in totals.values())
+    total = results.totals(results.from_gradescope(data))
+    categories = {c: t for c, t in total.categories.items() if c != "optional"}
     if failed:  # no autograded notebook: no cell to write the servers' score into
         note = f"{note} nbgrader autograde failed ({failed}): not in the gradebook".strip()
     else:
         record(course, name, student, data["score"], feedback_comment(data))
         write_feedback(course, name, student, course / "autograder" / name / student)
-    return StudentResult(student, data["score"], possible, optional, totals, note)
-
-
-def category_totals(data: dict) -> dict[str, tuple[float, float]]:
-    totals: dict[str, tuple[float, float]] = {}
-    for test in data["tests"]:
-        earned, possible = totals.get(test["tags"][0], (0.0, 0.0))
-        totals[test["tags"][0]] = (earned + test["score"], possible + test["max_score"])
-    return totals
+    return StudentResult(student, total.score, total.max_score, total.optional, categories, note)
 
 
 def feedback_comment(data: dict) -> str:
     """The gradebook comment: the score, the optional part beside it, then one line per check that lost points."""
-    totals = category_totals(data)
-    optional = totals.pop("optional", None)
-    lines = [f"Servers: {data['score']:g} / {sum(p for _, p in totals.values()):g} points."]
-    if optional:
-        lines[0] += f" Optional part, beside that score: {optional[0]:g} / {optional[1]:g}."
+    total = results.totals(results.from_gradescope(data))
+    lines = [f"Servers: {total.score:g} / {total.max_score:g} points."]
+    if total.optional[1]:
+        lines[0] += f" Optional part, beside that score: {total.optional[0]:g} / {total.optional[1]:g}."
     lost = [t for t in data["tests"] if t["score"] < t["max_score"]]
     lines += [f"- {t['number']} {t['name']} ({t['score']:g}/{t['max_score']:g}): {t['output']}" for t in lost]
     return "\n".join(lines)
@@ -295,14 +285,14 @@ def write_feedback(course: Path, name: str, student: str, out: Path) -> None:
     shutil.copyfile(out / "report.txt", folder / "server-checks.txt")
 
 
-def write_csv(path: Path, results: list[StudentResult]) -> None:
-    from autograder.rubric import CATEGORIES
+def write_csv(path: Path, students: list[StudentResult]) -> None:
+    from autograder.marks import CATEGORIES
 
     graded = [c for c in CATEGORIES if c != "optional"]
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["student", "score", "max_score", *graded, "optional", "optional_max", "note"])
-        for r in results:
+        for r in students:
             cells = [f"{r.categories[c][0]:g}" if c in r.categories else "" for c in graded]
             score = "" if r.score is None else f"{r.score:g}"
             optional = [f"{r.optional[0]:g}", f"{r.optional[1]:g}"] if r.optional[1] else ["", ""]

@@ -15,21 +15,21 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from autograder import ALL_MODES, ASSIGNMENT, KIT, OPTIONAL_FILES, OPTIONAL_MODES, SERVER_FILES, sandbox
-from autograder.plugin import CHECKS, Grader, number_results
-from autograder.rubric import CATEGORIES, Result, write_atomically
+from autograder import ALL_MODES, ASSIGNMENT, KIT, OPTIONAL_FILES, SERVER_FILES, results, sandbox
+from autograder.plugin import CHECKS, Grader, Settings
+from autograder.results import Result
 
 NOT_GRADABLE, GRADER_FAULT, INTERRUPTED = 2, 3, 130
+DIST = "load"  # pytest-xdist hands each worker the next check: every check starts servers of its own
 
 
 class NotGradable(Exception):
@@ -213,6 +213,8 @@ def run_checks(
     keep_logs: Path | None = None,
     isolation: str = "auto",
     require_isolation: bool = False,
+    jobs: int = 4,
+    time_limit: float = 120.0,
 ) -> Outcome:
     """Grade submission; NotGradable if it cannot be, sandbox.IsolationError if isolation is required and
     cannot be had. results.json is written once, when grading ends (never while a server runs)."""
@@ -242,122 +244,59 @@ def run_checks(
         def advance(result: Result) -> None:
             progress.update(task, advance=1, total=grader.selected, description=f"{result.name}: {result.status}")
 
-        grader = Grader(copy, Path(tmp) / "logs", modes, only, not public, on_result=advance)
-        grader.isolation, grader.broken, grader.patterns = chosen, intake.broken, intake.patterns
+        settings = Settings(
+            str(copy), str(Path(tmp) / "logs"), list(modes), list(only), not public, time_limit,
+            isolation=asdict(chosen), broken=intake.broken, patterns=intake.patterns,
+        )  # fmt: skip
+        grader = Grader(settings, on_result=advance)
         grader.advice = advice(intake.patterns)
-        args = [str(CHECKS), "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(CHECKS)]
-        args += ["--basetemp", str(Path(tmp) / "pytest")]
+        args = _pytest_args(Path(tmp))
         args += ["-v"] if verbose else ["-p", "no:terminal"]
+        jobs = min(jobs, len(collect(settings, strict=False))) if jobs > 1 else 1  # a worker costs a second
+        if jobs > 1:  # checks side by side, in pytest-xdist workers (each check starts servers of its own)
+            settings.save(Path(tmp) / "settings.json")
+            args += ["-n", str(jobs), "--dist", DIST, "--lab-settings", str(Path(tmp) / "settings.json")]
+        else:
+            args += ["-p", "no:xdist"]
         with progress, sigterm_interrupts():
             code = pytest.main(args, plugins=[grader])
         if keep_logs is not None:
             shutil.copytree(Path(tmp) / "logs", keep_logs, dirs_exist_ok=True)
+    seconds = time.monotonic() - grader.started
     if code == pytest.ExitCode.INTERRUPTED:
         if json_path:
-            grader.write_json(json_path, interrupted="Ctrl-C or SIGTERM")
+            results.write_gradescope(json_path, grader, seconds, interrupted="Ctrl-C or SIGTERM")
         return Outcome(grader, INTERRUPTED)
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
         grader.problems.append(f"pytest stopped with {pytest.ExitCode(code).name}")
     if not grader.results and not grader.problems:
         grader.problems.append("no check matched the selection")
     if json_path:
-        grader.write_json(json_path)
+        results.write_gradescope(json_path, grader, seconds)
     return Outcome(grader, GRADER_FAULT if grader.problems else 0)
 
 
-def write_not_gradable(json_path: Path, reason: str) -> None:
-    """results.json for a submission that cannot be graded: 0, and why (course platforms show it)."""
-    results = {"score": 0, "output": f"not gradable: {reason}", "tests": [], "visibility": "visible"}
-    write_atomically(json_path, results)
-
-
-def tables(grader: Grader) -> list[Table | str]:
-    """The results for people, at 80 columns: the 100 points, a row per check under its category, a
-    column per mode; then the optional part, as a table of its own when it was handed in, else one line."""
-    basic = [r for r in grader.results if r.category != "optional"]
-    title = f"Concurrency Lab: {grader.score:g} / {grader.max_score:g} points"
-    if grader.hidden_not_run:
-        title += f" (and {grader.hidden_not_run:g} in hidden checks)"
-    shown: list[Table | str] = [_table(title, basic, by_category=True)]
-    optional = [r for r in grader.results if r.category == "optional"]
-    if optional:
-        earned, possible = grader.optional
-        shown.append(_table(f"Optional part, beside the 100: {earned:g} / {possible:g} points", optional))
-    elif not any(mode in grader.broken for mode in OPTIONAL_MODES) and set(OPTIONAL_MODES) & set(grader.modes):
-        shown.append("optional part: not handed in")
-    return shown
-
-
-def _table(title: str, results: list[Result], by_category: bool = False) -> Table:
-    modes = [m for m in ALL_MODES if any(r.mode == m for r in results)]
-    view = Table(title=title, title_justify="left")
-    view.add_column("#", justify="right", style="dim", no_wrap=True)
-    view.add_column("check", ratio=1)
-    for mode in modes:
-        view.add_column(mode, justify="right", no_wrap=True)
-    rows: dict[tuple[str, str, str], dict[str, Result]] = {}
-    for r in results:
-        title_cell = r.title + (f" [{r.variant}]" if r.variant else "")
-        rows.setdefault((r.category, r.number, title_cell), {})[r.mode] = r
-    category = ""
-    for (row_category, number, title_cell), by_mode in rows.items():
-        if by_category and row_category != category:
-            category = row_category
-            view.add_row("", f"[bold]{CATEGORIES[category]}[/]", *[""] * len(modes))
-        view.add_row(number, escape(title_cell), *[_cell(by_mode.get(mode)) for mode in modes])
-    view.add_section()
-    totals = [sum(r.points for r in results if r.mode == m) for m in modes]
-    view.add_row("", "[bold]points per mode[/]", *[f"[bold]{t:g}[/]" for t in totals])
-    return view
-
-
-def _cell(result: Result | None) -> str:
-    if result is None:
-        return ""
-    style = {"passed": "green", "failed": "red", "error": "magenta"}[result.status]
-    return f"[{style}]{result.points:g}/{result.max_points:g}[/]"
-
-
-def feedback(grader: Grader) -> list[str]:
-    """One line per check that lost points: where, and what to look at."""
-    return [f"{r.number} {r.name}: {r.feedback}" for r in grader.results if r.status != "passed"]
+def collect(settings: Settings | None = None, strict: bool = True) -> list[Result]:
+    """The checks a grading with settings would run (by default every check of the rubric), as the
+    Results they would give: collected only, nothing runs. strict: a failure to collect is an error
+    (else an empty list: the grading itself then says what went wrong)."""
+    with tempfile.TemporaryDirectory(prefix="concurrency-lab-") as tmp:
+        grader = Grader(settings or Settings(str(ASSIGNMENT), tmp))  # its files say which modes exist
+        args = [*_pytest_args(Path(tmp)), "--collect-only", "-p", "no:terminal", "-p", "no:xdist"]
+        code = pytest.main(args, plugins=[grader])
+    if (code != pytest.ExitCode.OK or grader.problems) and not strict:
+        return []
+    if code != pytest.ExitCode.OK or grader.problems:
+        raise RuntimeError(f"could not read the checks: {grader.problems or pytest.ExitCode(code).name}")
+    return grader.collected
 
 
 def rubric() -> str:
     """The rubric as a Markdown table, read from the checks' own marks (the one source of points)."""
-    with tempfile.TemporaryDirectory(prefix="concurrency-lab-") as tmp:
-        grader = Grader(ASSIGNMENT, Path(tmp))  # only collected: its files say which modes exist
-        args = [str(CHECKS), "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(CHECKS), "--collect-only"]
-        code = pytest.main([*args, "-p", "no:terminal", "--basetemp", str(Path(tmp) / "pytest")], plugins=[grader])
-    if code != pytest.ExitCode.OK or grader.problems:
-        raise RuntimeError(f"could not read the checks: {grader.problems or pytest.ExitCode(code).name}")
-    number_results(grader.collected)
-    rows: dict[tuple[str, str], dict[str, float]] = {}
-    for r in grader.collected:
-        rows.setdefault((r.number, r.check + (" (hidden: official grading only)" if r.hidden else "")), {})[r.mode] = (
-            r.max_points
-        )
-    modes = [m for m in ALL_MODES if any(r.mode == m for r in grader.collected)]
-    lines = ["| # | check | " + " | ".join(modes) + " | points |", "| --- | --- |" + " ---: |" * (len(modes) + 1)]
-    for (number, check), points in rows.items():
-        cells = [f"{points[m]:g}" if m in points else "" for m in modes]
-        lines.append(f"| {number} | {check} | {' | '.join(cells)} | {sum(points.values()):g} |")
-    blank = " |" * len(modes)
-    totals = _category_totals(grader.collected)
-    for category, (_, possible) in totals.items():
-        if category != "optional":
-            lines.append(f"| | **{CATEGORIES[category]}** |{blank} **{possible:g}** |")
-    total = sum(possible for category, (_, possible) in totals.items() if category != "optional")
-    lines.append(f"| | **total** |{blank} **{total:g}** |")
-    if "optional" in totals:
-        lines.append(f"| | **optional part, beside the total** |{blank} **{totals['optional'][1]:g}** |")
-    return "\n".join(lines) + "\n"
+    return results.rubric(collect())
 
 
-def _category_totals(results: list[Result]) -> dict[str, tuple[float, float]]:
-    """(earned, possible) points per category, in the rubric's order."""
-    totals = {c: (0.0, 0.0) for c in CATEGORIES}
-    for r in results:
-        earned, possible = totals[r.category]
-        totals[r.category] = (earned + r.points, possible + r.max_points)
-    return {c: t for c, t in totals.items() if t[1]}
+def _pytest_args(tmp: Path) -> list[str]:
+    """pytest's arguments for the checks: the grader's own settings file, never a submission's."""
+    args = [str(CHECKS), "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(CHECKS), "-p", "autograder.plugin"]
+    return [*args, "--basetemp", str(tmp / "pytest")]

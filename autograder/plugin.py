@@ -1,67 +1,111 @@
-"""The pytest plugin that grades: it keeps the checks asked for, and turns each outcome into a Result
-with its points and feedback. results.json is written once, by grade.run_checks, when grading ends."""
+"""The pytest plugin that grades: it keeps the checks asked for, gives them their fixtures, and turns
+pytest's events into Results (results.py holds what is done with them).
 
+Where the checks run, the outcome of each is kept in the item's stash and sent, with its Result, as a
+user property of its teardown report; the grading (the same process, or the controller of pytest-xdist
+workers when modes are graded side by side) builds its Results from those reports alone. A worker gets
+its own Grader from the settings file that the grading wrote (--lab-settings)."""
+
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytest
-from _pytest.outcomes import Failed
 
 from autograder import ALL_MODES, MODES, OPTIONAL_MODES, sandbox
-from autograder.harness import Limits, Server
-from autograder.rubric import CATEGORIES, HIDDEN_POINTS, Deduction, Result, write_atomically
+from autograder.harness import Limits, Server, ServerError
+from autograder.marks import CATEGORIES, HIDDEN_POINTS, Deduction, expect
+from autograder.results import Result, number_results
 
 CHECKS = Path(__file__).with_name("checks")
+RESULT = "lab-result"  # the user property that carries a check's Result from where it ran
+GRADER = pytest.StashKey["Grader"]()
+SERVERS = pytest.StashKey[list[Server]]()  # the servers a check started, to explain its failure
+OUTCOME = pytest.StashKey[tuple[str, str]]()  # (status, feedback)
+STARTED = pytest.StashKey[float]()
+READY_TIMEOUT = 10.0  # seconds a server may take to print its ready line
+
+
+@dataclass
+class Settings:
+    """What a Grader needs to know, in a form a worker process can read back from a file."""
+
+    submission: str
+    log_dir: str
+    modes: list[str] = field(default_factory=lambda: list(ALL_MODES))
+    only: list[str] = field(default_factory=list)
+    include_hidden: bool = True
+    time_limit: float = 120.0
+    isolation: dict = field(default_factory=lambda: asdict(sandbox.TURNED_OFF))
+    broken: dict[str, str] = field(default_factory=dict)  # optional modes whose file could not be taken in
+    patterns: dict[str, list[str]] = field(default_factory=dict)  # {file name: patterns}, to word feedback
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, path: str) -> "Settings":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--lab-settings", metavar="PATH", help="the grading's settings (written by the grader)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: a Grader of its own
+        config.pluginmanager.register(Grader(Settings.load(config.getoption("lab_settings"))), "lab-grader")
 
 
 class Grader:
     """Grades one submission (a folder holding the four files) through the checks in autograder/checks."""
 
-    def __init__(
-        self,
-        submission: Path,
-        log_dir: Path,
-        modes: tuple[str, ...] = ALL_MODES,
-        only: tuple[str, ...] = (),
-        include_hidden: bool = True,
-        time_limit: float = 120.0,
-        on_result: Callable[[Result], None] | None = None,
-    ):
-        self.submission, self.log_dir, self.modes, self.only = submission, log_dir, modes, only
-        self.include_hidden, self.on_result = include_hidden, on_result
+    def __init__(self, settings: Settings, on_result: Callable[[Result], None] | None = None):
+        self.settings = settings
+        self.submission, self.log_dir = Path(settings.submission), Path(settings.log_dir)
+        self.modes, self.only = tuple(settings.modes), tuple(settings.only)
+        self.isolation = sandbox.Isolation(**settings.isolation)
+        self.broken, self.patterns = settings.broken, settings.patterns
+        self.on_result = on_result
         self.limits = Limits()
-        self.isolation = sandbox.TURNED_OFF  # grade.run_checks sets what it found
-        self.broken: dict[str, str] = {}  # optional modes whose file could not be taken in: the reason
-        self.patterns: dict[str, list[str]] = {}  # {file name: patterns seen in it}, to word feedback
-        self.advice: list[str] = []  # one line each: a server built on another tool than the one asked for
         self.start_failures: dict[tuple, str] = {}  # a server that did not start is not started again
-        self.deadline = time.monotonic() + time_limit
-        self.time_limit = time_limit
         self.started = time.monotonic()
+        self.waited = 0.0  # seconds spent waiting for servers' ready lines: never counted against the limit
         self.results: list[Result] = []
         self.problems: list[str] = []  # faults of the grader: collection errors, unexpected exceptions
         self.notes: dict[str, str] = {}  # information that is not graded (requests/s under load)
+        self.advice: list[str] = []  # one line each: a server built on another tool than the one asked for
         self.selected = 0
         self.collected: list[Result] = []  # every selected check, before it runs
+        self.order: dict[str, int] = {}  # {node id: its place}: results arrive in any order, side by side
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[GRADER] = self
+
+    @property
+    def over_time(self) -> bool:
+        return time.monotonic() - self.started - self.waited > self.settings.time_limit
 
     # Which checks run ------------------------------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)  # before pytest-xdist names the groups
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         keep = []
         for item in items:
             mark = item.get_closest_marker("check")
             if mark is None:
-                self.problems.append(f"{item.nodeid} has no check mark")
-                continue
+                raise pytest.UsageError(f"{item.nodeid} has no check mark")
             mode = _param(item, "mode")
-            if mode not in self.modes or (mark.kwargs["hidden"] and not self.include_hidden):
+            if mode not in self.modes or (mark.kwargs["hidden"] and not self.settings.include_hidden):
                 continue
             handed_in = (self.submission / f"{mode}_server.py").is_file() or mode in self.broken
             if mode in OPTIONAL_MODES and not handed_in:
                 continue  # the optional part is graded only when it is handed in
             if self.only and not any(word in item.nodeid or word == mark.kwargs["category"] for word in self.only):
                 continue
+            item.add_marker(pytest.mark.xdist_group(mode))  # one mode's checks run one after another
             keep.append(item)
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         order = list(CATEGORIES)
@@ -76,6 +120,12 @@ class Grader:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected = [_describe(item) for item in session.items]
+        self.order = {item.nodeid: place for place, item in enumerate(session.items)}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        self.selected = len(ids)  # every worker collects them all, in the rubric's order
+        self.order = {nodeid: place for place, nodeid in enumerate(ids)}
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -89,85 +139,88 @@ class Grader:
                 modes = (*modes, *OPTIONAL_MODES)
             metafunc.parametrize("mode", modes)
 
-    # Outcomes --------------------------------------------------------------------------------
+    # Outcomes, where the checks run ----------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
+        item.stash[STARTED] = time.monotonic()
+        item.stash[SERVERS] = []
+        return (yield)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        item.lab_servers = []  # the servers a check starts, to explain its failure
         mode = _param(item, "mode")
         if mode in self.broken:
             raise Deduction(f"not run: {self.broken[mode]}")
-        if time.monotonic() > self.deadline:
+        if self.over_time:
             raise Deduction(
-                f"not run: grading reached its limit of {self.time_limit:g} s; the checks before this one "
-                "waited for the server again and again: does it hang, or ignore signals?"
+                f"not run: grading reached its limit of {self.settings.time_limit:g} s (the time servers took to "
+                "start not counted); the checks before this one waited for the server again and again: "
+                "does it hang, or ignore signals?"
             )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         report = yield
-        outcome = getattr(item, "lab_outcome", None)
-        if call.excinfo is not None and outcome is None:
-            exc = call.excinfo.value
-            if isinstance(exc, Deduction):
-                item.lab_outcome = ("failed", str(exc) + _explain(item.lab_servers))
-            elif isinstance(exc, ConnectionError | TimeoutError):  # the server broke a connection mid-check
-                feedback = f"the server broke the connection ({type(exc).__name__}) in the middle of the check"
-                item.lab_outcome = ("failed", feedback + _explain(item.lab_servers))
-            elif isinstance(exc, Failed) and "Timeout" in str(exc):
-                limit = item.get_closest_marker("timeout")
-                seconds = limit.args[0] if limit else item.config.getini("timeout")
-                feedback = f"the check did not finish within {seconds} s: the server seems to hang"
-                item.lab_outcome = ("failed", feedback + _explain(item.lab_servers))
-            else:
-                where = f"{call.when} of {item.nodeid}"
-                item.lab_outcome = ("error", f"grader fault in {where}: {type(exc).__name__}: {exc}")
-        elif call.when == "call" and report.passed and outcome is None:
-            item.lab_outcome = ("passed", "")
+        if call.excinfo is not None and OUTCOME not in item.stash:
+            item.stash[OUTCOME] = self._classify(item, call)
+        elif call.when == "call" and report.passed and OUTCOME not in item.stash:
+            item.stash[OUTCOME] = ("passed", "")
         if call.when == "teardown" and call.excinfo is not None:
             exc = call.excinfo.value
             if isinstance(exc, Deduction):  # found at teardown, e.g. too much left on disk
-                item.lab_outcome = ("failed", str(exc))
+                item.stash[OUTCOME] = ("failed", str(exc))
             else:  # e.g. processes that survived SIGKILL: never a pass
-                item.lab_outcome = ("error", f"grader fault in teardown of {item.nodeid}: {type(exc).__name__}: {exc}")
+                item.stash[OUTCOME] = (
+                    "error",
+                    f"grader fault in teardown of {item.nodeid}: {type(exc).__name__}: {exc}",
+                )
         if call.when == "teardown":
-            self._record(item)
+            report.user_properties.append((RESULT, self._result(item)))
         return report
 
-    def _record(self, item: pytest.Item) -> None:
-        status, feedback = getattr(item, "lab_outcome", ("error", "grader fault: the check reported no outcome"))
+    def _classify(self, item: pytest.Item, call: pytest.CallInfo) -> tuple[str, str]:
+        """(status, feedback) of a check that raised."""
+        exc = call.excinfo.value
+        servers = item.stash.get(SERVERS, [])
+        if isinstance(exc, Deduction):
+            return "failed", str(exc) + _explain(servers)
+        if isinstance(exc, ConnectionError | TimeoutError):  # the server broke a connection mid-check
+            feedback = f"the server broke the connection ({type(exc).__name__}) in the middle of the check"
+            return "failed", feedback + _explain(servers)
+        limit = item.get_closest_marker("timeout")
+        seconds = float(limit.args[0] if limit else item.config.getini("timeout"))
+        if isinstance(exc, pytest.fail.Exception) and call.duration >= seconds:  # pytest-timeout's failure
+            return "failed", f"the check did not finish within {seconds:g} s: the server seems to hang" + _explain(
+                servers
+            )
+        return "error", f"grader fault in {call.when} of {item.nodeid}: {type(exc).__name__}: {exc}"
+
+    def _result(self, item: pytest.Item) -> dict:
+        status, feedback = item.stash.get(OUTCOME, ("error", "grader fault: the check reported no outcome"))
         result = _describe(item)
         result.points = result.max_points if status == "passed" else 0.0
         result.status, result.feedback = status, feedback or "ok"
-        result.seconds = round(time.monotonic() - item.lab_started, 2)
-        if status == "error":
-            self.problems.append(feedback)
+        result.seconds = round(time.monotonic() - item.stash[STARTED], 2)
+        result.notes, self.notes = dict(self.notes), {}
+        result.node = item.nodeid
+        return asdict(result)
+
+    # Results, where the grading is -------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        found = [value for name, value in report.user_properties if name == RESULT]
+        if report.when != "teardown" or not found:
+            return
+        result = Result(**found[-1])
+        if result.status == "error":
+            self.problems.append(result.feedback)
+        self.notes.update(result.notes)
         self.results.append(result)
+        self.results.sort(key=lambda r: self.order.get(r.node, len(self.order)))
         number_results(self.results)
         if self.on_result:
             self.on_result(result)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
-        item.lab_started = time.monotonic()
-        return (yield)
-
-    # Totals and results.json -----------------------------------------------------------------
-
-    @property
-    def score(self) -> float:
-        """The points of the 100 (the optional part is counted apart)."""
-        return sum(r.points for r in self.results if r.category != "optional")
-
-    @property
-    def max_score(self) -> float:
-        return sum(r.max_points for r in self.results if r.category != "optional")
-
-    @property
-    def optional(self) -> tuple[float, float]:
-        """(earned, possible) points of the optional part."""
-        part = [r for r in self.results if r.category == "optional"]
-        return sum(r.points for r in part), sum(r.max_points for r in part)
 
     @property
     def hidden_not_run(self) -> float:
@@ -176,40 +229,50 @@ class Grader:
             return 0.0
         return HIDDEN_POINTS * len(set(self.modes) & set(MODES)) / len(MODES)
 
-    def write_json(self, path: Path, interrupted: str = "") -> None:
-        """Gradescope's results.json, written whole (atomically), once grading has ended."""
-        output = f"{self.score:g} / {self.max_score:g} points over {len(self.results)} checks."
-        if self.isolation.warning:
-            output += f" Warning: {self.isolation.warning}."
-        output += "".join(f" Note: {line}." for line in self.advice)
-        if self.optional[1]:
-            output += f" Optional part, apart from that score: {self.optional[0]:g} / {self.optional[1]:g} points."
-        if self.problems:
-            output += " The grader had a fault, so this is not a grade: " + "; ".join(self.problems)
-        if interrupted:
-            output += f" Grading was interrupted ({interrupted}): the checks that did not run are missing."
-        results = {
-            "score": self.score,
-            "execution_time": round(time.monotonic() - self.started, 1),
-            "output": output,
-            "visibility": "visible",
-            "stdout_visibility": "hidden",
-            "tests": [
-                {
-                    "name": r.name,
-                    "number": r.number,
-                    "score": r.points,
-                    "max_score": r.max_points,
-                    "status": "passed" if r.status == "passed" else "failed",
-                    "output": r.feedback,
-                    "visibility": "after_published" if r.hidden else "visible",
-                    "tags": [r.category, r.mode, *([r.variant] if r.variant else [])],
-                }
-                for r in self.results
-            ],
-            "leaderboard": [],
-        }
-        write_atomically(path, results)
+
+@pytest.fixture(scope="session")
+def grading(pytestconfig: pytest.Config) -> "Grader":
+    """The Grader of this process."""
+    return pytestconfig.stash[GRADER]
+
+
+Serve = Callable[..., Server]
+
+
+@pytest.fixture
+def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
+    """serve(mode, *args): a server of the submission, listening on 127.0.0.1, port 0; killed afterwards."""
+    servers = request.node.stash.setdefault(SERVERS, [])
+
+    def start(mode: str, *args: str) -> Server:
+        key = (mode, args)
+        if key in grading.start_failures:
+            raise Deduction(grading.start_failures[key])
+        script = grading.submission / f"{mode}_server.py"
+        server = Server(
+            script, ["--port", "0", *args], grading.log_dir, limits=grading.limits, isolation=grading.isolation
+        )
+        servers.append(server)
+        began = time.monotonic()
+        try:
+            return server.start(ready_timeout=READY_TIMEOUT)
+        except ServerError as exc:
+            feedback = f"{mode}_server.py {' '.join(args)} did not start: it {exc}".replace("  ", " ")
+            grading.start_failures[key] = feedback
+            raise Deduction(feedback) from None
+        finally:
+            grading.waited += time.monotonic() - began
+
+    yield start
+    left = {server.script.name: server.kill() for server in servers}
+    if any(left.values()):
+        raise RuntimeError(f"processes that survived SIGKILL: {left}")
+    for server in servers:  # a sandbox's tmpfs caps the disk; a runner uid's own folder is measured here
+        expect(
+            server.disk_used <= grading.limits.disk,
+            f"{server.script.name} left {server.disk_used >> 20} MiB in its folder: "
+            f"at most {grading.limits.disk >> 20} MiB may be written",
+        )
 
 
 def _describe(item: pytest.Item) -> Result:
@@ -238,17 +301,6 @@ def _describe(item: pytest.Item) -> Result:
 def _param(item: pytest.Item, name: str) -> str | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get(name) if callspec else None
-
-
-def number_results(results: list[Result]) -> None:
-    """Numbers like "1.3": the category's place in the rubric, then the check's place within it."""
-    order = list(CATEGORIES)
-    rows: dict[str, list[str]] = {}
-    for result in results:
-        checks = rows.setdefault(result.category, [])
-        if result.check not in checks:
-            checks.append(result.check)
-        result.number = f"{order.index(result.category) + 1}.{checks.index(result.check) + 1}"
 
 
 def _explain(servers: list[Server]) -> str:

@@ -297,8 +297,11 @@ class Listener:
 
     def _stop(self, signum: int, frame: object) -> None:
         if self.stopping:  # a second Ctrl-C (or SIGTERM): end everything now, children included
-            for child in multiprocessing.active_children():
+            children = multiprocessing.active_children()
+            for child in children:
                 child.kill()
+            for child in children:
+                child.join(1.0)  # collected: gone before the server is
             os._exit(128 + signum)
         self.stopping = True
 

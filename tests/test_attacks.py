@@ -79,13 +79,14 @@ def digest(folder: Path) -> dict[str, str]:
 FORGE = """
 import json, os, signal
 forged = {"score": 100, "tests": [], "output": "forged"}
+# TARGET: the results file of the grading under attack (only that grader is attacked: other tests run beside it)
 pids = [os.getppid()] + [int(p) for p in os.listdir("/proc") if p.isdigit()]
 for pid in pids:
     try:
         argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
     except OSError:
         continue
-    if b"--json" in argv:
+    if b"--json" in argv and argv[argv.index(b"--json") + 1].decode() == TARGET:
         try:
             json.dump(forged, open(argv[argv.index(b"--json") + 1].decode(), "w"))
         except OSError:
@@ -99,8 +100,8 @@ for pid in pids:
 
 @pytest.mark.parametrize("cgroups", ["writable", "hidden"])
 def test_a_submission_cannot_forge_its_result_nor_kill_the_grader(tmp_path, cgroups):
-    submission = hostile(tmp_path / "sub", FORGE)
     out = tmp_path / "results" / "results.json"
+    submission = hostile(tmp_path / "sub", f"TARGET = {str(out)!r}\n" + FORGE)
     out.parent.mkdir()
     run = run_grader(cgroups, submission, "--mode", "single", "--check", "echo", "--json", out)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
@@ -111,8 +112,8 @@ def test_a_submission_cannot_forge_its_result_nor_kill_the_grader(tmp_path, cgro
 
 
 def test_the_forgery_is_real_it_works_without_isolation(tmp_path):
-    submission = hostile(tmp_path / "sub", FORGE)
     out = tmp_path / "results" / "results.json"
+    submission = hostile(tmp_path / "sub", f"TARGET = {str(out)!r}\n" + FORGE)
     out.parent.mkdir()  # as Gradescope's /autograder/results is
     run = run_grader(
         "writable", submission, "--mode", "single", "--check", "echo", "--json", out, "--isolation", "none"
@@ -154,6 +155,23 @@ def test_a_daemon_that_escapes_the_tree_does_not_outlive_grading(tmp_path, cgrou
     assert json.loads(out.read_text())["score"] == 0
 
 
+def forged(out: Path) -> bool:
+    """Whether out holds the daemon's forgery (it rewrites the file: a read may meet it empty)."""
+    try:
+        return json.loads(out.read_text())["score"] == 100
+    except (OSError, ValueError):
+        return False
+
+
+def eventually(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_the_daemon_is_real_it_outlives_a_grading_without_isolation(tmp_path):
     out = tmp_path / "results" / "results.json"
     submission = hostile(tmp_path / "sub", f"RESULTS = {str(out)!r}\n" + DAEMON)
@@ -162,8 +180,7 @@ def test_the_daemon_is_real_it_outlives_a_grading_without_isolation(tmp_path):
             "writable", submission, "--mode", "single", "--check", "echo", "--json", out, "--isolation", "none"
         )
         assert run.returncode == 0
-        time.sleep(0.5)
-        assert json.loads(out.read_text())["score"] == 100  # rewritten after the grader had ended
+        assert eventually(lambda: forged(out), 5.0)  # rewritten after the grader had ended
     finally:
         for proc in psutil.process_iter(["cmdline"]):
             if "attack-marker" in " ".join(proc.info["cmdline"] or []):
@@ -172,7 +189,7 @@ def test_the_daemon_is_real_it_outlives_a_grading_without_isolation(tmp_path):
 
 def test_a_submission_cannot_change_the_kit_for_the_next_student(tmp_path):
     before = digest(KIT)
-    targets = [KIT / "locustfile.py", KIT / "autograder" / "rubric.py", KIT / "autograder" / "checks" / "conftest.py"]
+    targets = [KIT / "locustfile.py", KIT / "autograder" / "marks.py", KIT / "autograder" / "plugin.py"]
     attack = f"""
 for path in {[str(t) for t in targets]!r}:
     try:

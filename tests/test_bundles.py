@@ -12,8 +12,8 @@ import pytest
 
 from autograder import KIT, SERVER_FILES, SOLUTION
 from autograder.bundles import check_extracted, gradescope_bundle, student_bundle
+from autograder.marks import HIDDEN
 from autograder.release import ReleaseError
-from autograder.rubric import HIDDEN
 
 
 def test_the_student_bundle_has_the_skeletons_and_the_grader_and_no_solution(tmp_path):
@@ -89,7 +89,15 @@ def test_the_grader_requirements_leave_out_nbgrader_and_pin_the_rest(tmp_path):
     with zipfile.ZipFile(tmp_path / "autograder.zip") as bundle:
         pins = bundle.read("requirements-grader.txt").decode().split()
     assert all("==" in pin for pin in pins) and not any(pin.startswith("nbgrader") for pin in pins)
-    assert {pin.split("==")[0] for pin in pins} == {"locust", "pytest", "pytest-timeout", "psutil", "rich", "requests"}
+    assert {pin.split("==")[0] for pin in pins} == {
+        "locust",
+        "pytest",
+        "pytest-timeout",
+        "pytest-xdist",
+        "psutil",
+        "rich",
+        "requests",
+    }
     assert (KIT / "requirements.txt").read_text().count("==") > len(pins)
 
 

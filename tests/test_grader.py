@@ -239,16 +239,19 @@ def test_a_process_that_survives_teardown_makes_the_run_a_grader_fault_not_a_pas
 
 
 def test_a_self_check_counts_the_hidden_points_it_left_out(tmp_path):
-    from autograder.plugin import Grader
-    from autograder.rubric import HIDDEN_POINTS
+    from autograder.marks import HIDDEN_POINTS
+    from autograder.plugin import Grader, Settings
 
-    assert Grader(SOLUTION, tmp_path, include_hidden=False).hidden_not_run == HIDDEN_POINTS
-    assert Grader(SOLUTION, tmp_path, modes=("single",), include_hidden=False).hidden_not_run == HIDDEN_POINTS / 3
-    assert Grader(SOLUTION, tmp_path, only=("echo",), include_hidden=False).hidden_not_run == 0  # a part only
+    def hidden_not_run(**settings) -> float:
+        return Grader(Settings(str(SOLUTION), str(tmp_path), include_hidden=False, **settings)).hidden_not_run
+
+    assert hidden_not_run() == HIDDEN_POINTS
+    assert hidden_not_run(modes=["single"]) == HIDDEN_POINTS / 3
+    assert hidden_not_run(only=["echo"]) == 0  # a part only
 
 
 def test_hidden_points_is_what_the_hidden_checks_are_worth():
-    from autograder.rubric import HIDDEN_POINTS
+    from autograder.marks import HIDDEN_POINTS
 
     rubric = subprocess.run(
         [sys.executable, "-m", "autograder", "rubric"], cwd=KIT, capture_output=True, text=True, check=True
@@ -275,3 +278,16 @@ def test_the_table_fits_80_columns_and_splits_no_word(tmp_path):
         title = test["name"].split(": ", 1)[1].rsplit(": ", 1)[0]  # without the category and the mode
         assert set(title.split()) <= words, (title, run.stdout)
     assert "[forkserver]" in words and "optional part: not handed in" not in run.stdout  # not asked for here
+
+
+def test_a_server_slow_to_start_loses_no_point_to_the_time_limit(tmp_path):
+    """Start-up within the ready timeout is not counted against grading's time limit."""
+    submission = mutant(
+        tmp_path / "sub", "handler.py", "    args = parse_args(", "    time.sleep(2)\n    args = parse_args("
+    )
+    checks = ["--check", "check_status_line", "--check", "check_headers", "--check", "check_echo"]
+    results, printed, seconds = grade(
+        submission, tmp_path, "--mode", "single", *checks, "--check", "restart", "--jobs", "1", "--time-limit", "4"
+    )
+    assert seconds > 4 + 2  # four servers, each two seconds to start: past the limit, were start-up counted
+    assert len(results["tests"]) == 4 and results["score"] == sum(t["max_score"] for t in results["tests"]), printed

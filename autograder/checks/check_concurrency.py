@@ -1,11 +1,9 @@
 """Concurrency, proved by witnesses rather than timing: clients that connect and send nothing.
 24 points."""
 
-import time
-
-from autograder.checks.probes import eventually, plural, seen, served
+from autograder.checks.probes import accepted, eventually, plural, seen, served
 from autograder.client import connect, exchange, get, read_until_close
-from autograder.rubric import check, expect
+from autograder.marks import check, expect
 
 WORKER = {"multiprocess": "child process", "multithread": "thread"}
 SERVED_IN_PARENT = {
@@ -45,7 +43,7 @@ def check_held_client(serve, mode, grading):
     server = serve(mode)
     served(server, "/warm-up")
     with connect(server.address) as held:
-        time.sleep(0.3)
+        accepted(server, 1)  # the silent client is taken (single: it is the one being served)
         reply = exchange(server.address, get("/second"), timeout=2.0, whole_reply=True)
         if mode == "single":
             expect(
@@ -96,7 +94,7 @@ def check_mechanism(serve, mode, grading):
             )
             expect(not server.workers(), "the multithread server started child processes: use threads only")
         else:
-            time.sleep(0.5)
+            accepted(server, 1)
             expect(
                 server.process().num_threads() == 1 and not server.workers(),
                 f"the single server had {plural(server.process().num_threads(), 'thread')} and "

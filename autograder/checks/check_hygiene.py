@@ -6,7 +6,7 @@ import time
 
 from autograder.checks.probes import accepted, eventually, plural, seen, served
 from autograder.client import connect, exchange, get, read_until_close
-from autograder.rubric import Deduction, check, expect
+from autograder.marks import Deduction, check, expect
 
 POOL_WORKERS = 8  # threadpool_server.py's default --workers
 BURST = 200  # requests, one after another

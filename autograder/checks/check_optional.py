@@ -5,7 +5,7 @@ import time
 
 from autograder.checks.probes import eventually, seen, served
 from autograder.client import connect, exchange, get, read_until_close
-from autograder.rubric import check, expect
+from autograder.marks import check, expect
 
 WORKERS = 4
 

@@ -5,7 +5,7 @@ import time
 
 from autograder.checks.probes import seen, served
 from autograder.client import connect, exchange, get, read_until_close, reset
-from autograder.rubric import check, expect
+from autograder.marks import check, expect
 
 RECV_HINT = "keep reading until the blank line \\r\\n\\r\\n that ends the head"
 SLOW_NETWORK_BUFFER = 4096  # bytes of send buffer: the kernel doubles it; loopback's grows to megabytes

@@ -1,14 +1,13 @@
 """Start methods: the multiprocess server under fork, spawn and forkserver. 8 points."""
 
 import contextlib
-import time
 
 import psutil
 import pytest
 
-from autograder.checks.probes import eventually, seen, served
+from autograder.checks.probes import accepted, eventually, seen, served
 from autograder.client import connect, exchange, get
-from autograder.rubric import Deduction, check, expect
+from autograder.marks import Deduction, check, expect
 
 MAIN_GUARD = (
     ": spawn and forkserver start a fresh interpreter that imports your module, and it started the server "
@@ -33,7 +32,7 @@ def check_start_method(serve, mode, method):
     except Deduction as exc:
         raise Deduction(f"{exc}{MAIN_GUARD if method != 'fork' and reimported(server) else ''}") from None
     with connect(server.address):
-        time.sleep(0.3)
+        accepted(server, 1)
         reply = exchange(server.address, get("/second"), timeout=5.0, whole_reply=True)
         expect(
             reply.raw.startswith(b"HTTP/1.1 200 OK"),

@@ -4,7 +4,7 @@ import time
 from collections.abc import Callable
 
 from autograder.client import Reply, exchange, get
-from autograder.rubric import expect
+from autograder.marks import expect
 
 
 def seen(reply: Reply) -> str:

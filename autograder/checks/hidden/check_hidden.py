@@ -1,11 +1,11 @@
 """Hidden checks: variants of the public ones (other request sizes and split points, other paths, more
 clients at once) that a correct server passes and a server tuned to the public checks may not. They run
 in official grading only: the students' bundle leaves this folder out, and the self-check says how many
-points it holds (rubric.HIDDEN_POINTS)."""
+points it holds (marks.HIDDEN_POINTS)."""
 
 from autograder.checks.probes import seen
 from autograder.client import connect, exchange, get, read_until_close
-from autograder.rubric import check, expect
+from autograder.marks import check, expect
 
 CLIENTS_AT_ONCE = 8
 

@@ -1,10 +1,7 @@
-"""What a check is worth and what it tells a student: the `check` mark, the categories, and
-Deduction, the one exception that means "the submission lost these points" (anything else that
+"""The marks of the checks: what a check is worth (the `check` mark, the categories) and what it tells a
+student (Deduction, the one exception that means "the submission lost these points"; anything else that
 goes wrong in a check is a fault of the grader, and is reported as such, never as a zero)."""
 
-import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -49,37 +46,3 @@ def check(
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
     return pytest.mark.check(category=category, points=points, modes=modes, optional=optional, hidden=hidden)
-
-
-@dataclass
-class Result:
-    """The outcome of one check against one mode."""
-
-    number: str  # e.g. "1.3": the category, then the check within it (the same for every mode)
-    category: str
-    title: str
-    mode: str
-    variant: str  # another parameter of the check, e.g. the start method, or ""
-    points: float
-    max_points: float
-    status: str  # "passed", "failed", or "error" (a fault of the grader: not the student's score)
-    feedback: str
-    seconds: float = 0.0
-    hidden: bool = False
-
-    @property
-    def name(self) -> str:
-        return f"{self.check}: {self.mode}"
-
-    @property
-    def check(self) -> str:
-        """The check's name, the same for every mode."""
-        return f"{CATEGORIES[self.category]}: {self.title}" + (f" [{self.variant}]" if self.variant else "")
-
-
-def write_atomically(path: Path, results: dict) -> None:
-    """Write a results.json whole or not at all: a temporary file beside it, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(results, indent=2))
-    partial.replace(path)

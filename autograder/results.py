@@ -1,0 +1,230 @@
+"""What a grading found, in one place: the Result of each check, the totals (the 100, and the optional
+part beside it), the tables and feedback lines for people, the rubric, and the one writer of
+Gradescope's results.json, used by grade, course and bundles alike."""
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from autograder import ALL_MODES, OPTIONAL_MODES
+from autograder.marks import CATEGORIES
+
+
+@dataclass
+class Result:
+    """The outcome of one check against one mode."""
+
+    number: str  # e.g. "1.3": the category, then the check within it (the same for every mode)
+    category: str
+    title: str
+    mode: str
+    variant: str  # another parameter of the check, e.g. the start method, or ""
+    points: float
+    max_points: float
+    status: str  # "passed", "failed", or "error" (a fault of the grader: not the student's score)
+    feedback: str
+    seconds: float = 0.0
+    hidden: bool = False
+    notes: dict[str, str] = field(default_factory=dict)  # information that is not graded
+    node: str = ""  # the pytest node it came from: its place in the grading's order
+
+    @property
+    def name(self) -> str:
+        return f"{self.check}: {self.mode}"
+
+    @property
+    def check(self) -> str:
+        """The check's name, the same for every mode."""
+        return f"{CATEGORIES[self.category]}: {self.title}" + (f" [{self.variant}]" if self.variant else "")
+
+
+@dataclass
+class Totals:
+    """(earned, possible) of the 100, of the optional part beside it, and of each category."""
+
+    score: float
+    max_score: float
+    optional: tuple[float, float]
+    categories: dict[str, tuple[float, float]]
+
+
+def totals(results: Iterable[Result]) -> Totals:
+    categories = {c: (0.0, 0.0) for c in CATEGORIES}
+    for r in results:
+        earned, possible = categories[r.category]
+        categories[r.category] = (earned + r.points, possible + r.max_points)
+    categories = {c: t for c, t in categories.items() if t[1]}
+    optional = categories.get("optional", (0.0, 0.0))
+    graded = [t for c, t in categories.items() if c != "optional"]
+    return Totals(sum(e for e, _ in graded), sum(p for _, p in graded), optional, categories)
+
+
+def from_gradescope(data: dict) -> list[Result]:
+    """The Results of a results.json this grader wrote (its tags: category, mode, variant)."""
+    found = []
+    for test in data.get("tests", []):
+        category, mode, *variant = test["tags"]
+        title = test["name"].removeprefix(f"{CATEGORIES[category]}: ").removesuffix(f": {mode}")
+        found.append(
+            Result(
+                number=test.get("number", ""),
+                category=category,
+                title=title.removesuffix(f" [{variant[0]}]") if variant else title,
+                mode=mode,
+                variant=variant[0] if variant else "",
+                points=test["score"],
+                max_points=test["max_score"],
+                status=test["status"],
+                feedback=test["output"],
+                hidden=test.get("visibility") == "after_published",
+            )
+        )
+    return found
+
+
+def number_results(results: list[Result]) -> None:
+    """Numbers like "1.3": the category's place in the rubric, then the check's place within it."""
+    order = list(CATEGORIES)
+    rows: dict[str, list[str]] = {}
+    for result in results:
+        checks = rows.setdefault(result.category, [])
+        if result.check not in checks:
+            checks.append(result.check)
+        result.number = f"{order.index(result.category) + 1}.{checks.index(result.check) + 1}"
+
+
+# For people -----------------------------------------------------------------------------------
+
+
+def tables(grader) -> list[Table | str]:
+    """The results for people, at 80 columns: the 100 points, a row per check under its category, a
+    column per mode; then the optional part, as a table of its own when it was handed in, else one line."""
+    total = totals(grader.results)
+    basic = [r for r in grader.results if r.category != "optional"]
+    title = f"Concurrency Lab: {total.score:g} / {total.max_score:g} points"
+    if grader.hidden_not_run:
+        title += f" (and {grader.hidden_not_run:g} in hidden checks)"
+    shown: list[Table | str] = [_table(title, basic, by_category=True)]
+    optional = [r for r in grader.results if r.category == "optional"]
+    if optional:
+        earned, possible = total.optional
+        shown.append(_table(f"Optional part, beside the 100: {earned:g} / {possible:g} points", optional))
+    elif not any(mode in grader.broken for mode in OPTIONAL_MODES) and set(OPTIONAL_MODES) & set(grader.modes):
+        shown.append("optional part: not handed in")
+    return shown
+
+
+def _table(title: str, results: list[Result], by_category: bool = False) -> Table:
+    modes = [m for m in ALL_MODES if any(r.mode == m for r in results)]
+    view = Table(title=title, title_justify="left")
+    view.add_column("#", justify="right", style="dim", no_wrap=True)
+    view.add_column("check", ratio=1)
+    for mode in modes:
+        view.add_column(mode, justify="right", no_wrap=True)
+    rows: dict[tuple[str, str, str], dict[str, Result]] = {}
+    for r in results:
+        title_cell = r.title + (f" [{r.variant}]" if r.variant else "")
+        rows.setdefault((r.category, r.number, title_cell), {})[r.mode] = r
+    category = ""
+    for (row_category, number, title_cell), by_mode in rows.items():
+        if by_category and row_category != category:
+            category = row_category
+            view.add_row("", f"[bold]{CATEGORIES[category]}[/]", *[""] * len(modes))
+        view.add_row(number, escape(title_cell), *[_cell(by_mode.get(mode)) for mode in modes])
+    view.add_section()
+    points = [sum(r.points for r in results if r.mode == m) for m in modes]
+    view.add_row("", "[bold]points per mode[/]", *[f"[bold]{t:g}[/]" for t in points])
+    return view
+
+
+def _cell(result: Result | None) -> str:
+    if result is None:
+        return ""
+    style = {"passed": "green", "failed": "red", "error": "magenta"}[result.status]
+    return f"[{style}]{result.points:g}/{result.max_points:g}[/]"
+
+
+def feedback(results: list[Result]) -> list[str]:
+    """One line per check that lost points: where, and what to look at."""
+    return [f"{r.number} {r.name}: {r.feedback}" for r in results if r.status != "passed"]
+
+
+def rubric(collected: list[Result]) -> str:
+    """The rubric as a Markdown table, from the checks' own marks (the one source of points)."""
+    number_results(collected)
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    for r in collected:
+        name = r.check + (" (hidden: official grading only)" if r.hidden else "")
+        rows.setdefault((r.number, name), {})[r.mode] = r.max_points
+    modes = [m for m in ALL_MODES if any(r.mode == m for r in collected)]
+    lines = ["| # | check | " + " | ".join(modes) + " | points |", "| --- | --- |" + " ---: |" * (len(modes) + 1)]
+    for (number, check), points in rows.items():
+        cells = [f"{points[m]:g}" if m in points else "" for m in modes]
+        lines.append(f"| {number} | {check} | {' | '.join(cells)} | {sum(points.values()):g} |")
+    blank = " |" * len(modes)
+    total = totals(collected)
+    for category, (_, possible) in total.categories.items():
+        if category != "optional":
+            lines.append(f"| | **{CATEGORIES[category]}** |{blank} **{possible:g}** |")
+    lines.append(f"| | **total** |{blank} **{total.max_score:g}** |")
+    if total.optional[1]:
+        lines.append(f"| | **optional part, beside the total** |{blank} **{total.optional[1]:g}** |")
+    return "\n".join(lines) + "\n"
+
+
+# For course platforms -------------------------------------------------------------------------
+
+
+def write_gradescope(path: Path, grader, seconds: float, interrupted: str = "") -> None:
+    """Gradescope's results.json, written whole (atomically), once grading has ended."""
+    total = totals(grader.results)
+    output = f"{total.score:g} / {total.max_score:g} points over {len(grader.results)} checks."
+    if grader.isolation.warning:
+        output += f" Warning: {grader.isolation.warning}."
+    output += "".join(f" Note: {line}." for line in grader.advice)
+    if total.optional[1]:
+        output += f" Optional part, apart from that score: {total.optional[0]:g} / {total.optional[1]:g} points."
+    if grader.problems:
+        output += " The grader had a fault, so this is not a grade: " + "; ".join(grader.problems)
+    if interrupted:
+        output += f" Grading was interrupted ({interrupted}): the checks that did not run are missing."
+    results = {
+        "score": total.score,
+        "execution_time": round(seconds, 1),
+        "output": output,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [
+            {
+                "name": r.name,
+                "number": r.number,
+                "score": r.points,
+                "max_score": r.max_points,
+                "status": "passed" if r.status == "passed" else "failed",
+                "output": r.feedback,
+                "visibility": "after_published" if r.hidden else "visible",
+                "tags": [r.category, r.mode, *([r.variant] if r.variant else [])],
+            }
+            for r in grader.results
+        ],
+        "leaderboard": [],
+    }
+    write_atomically(path, results)
+
+
+def write_not_gradable(path: Path, reason: str) -> None:
+    """results.json for a submission that cannot be graded: 0, and why (course platforms show it)."""
+    write_atomically(path, {"score": 0, "output": f"not gradable: {reason}", "tests": [], "visibility": "visible"})
+
+
+def write_atomically(path: Path, results: dict) -> None:
+    """Write a results.json whole or not at all: a temporary file beside it, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(results, indent=2))
+    partial.replace(path)
