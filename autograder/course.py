@@ -148,6 +148,9 @@ def nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.Compl
 GRADER_FAULT = 3  # python -m autograder grade's exit status when the grader itself failed
 
 
+CHECKS_AT_ONCE = 4  # the grader's own default --jobs
+
+
 def grade_server(submission: Path, out: Path, options: list[str]) -> tuple[dict | None, str]:
     """(results.json, printed report) of the autograder on one submission, as a subprocess of its own
     (its own runner uid, folder and cgroup, so that several can run at once); (None, reason) when it
@@ -225,7 +228,9 @@ def grade(
             notebook_failed[student] = str(exc).splitlines()[-1]
     graded = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_grade_servers, course, name, student, options or []): student for student in students}
+        # about CHECKS_AT_ONCE checks on the machine at once: students side by side share them
+        each = ["--jobs", str(max(1, CHECKS_AT_ONCE // jobs)), *(options or [])]
+        futures = {pool.submit(_grade_servers, course, name, student, each): student for student in students}
         for future in as_completed(futures):  # the gradebook is written from this thread only
             student = futures[future]
             result = _record(course, name, student, *future.result(), notebook_failed.get(student))
