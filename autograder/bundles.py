@@ -86,15 +86,17 @@ def leaked(name: str, data: bytes) -> bool:
     return release.gives_away(Path(name).name, data.decode("utf-8", errors="replace"))
 
 
-def hidden_leaked(data: bytes) -> bool:
-    """Whether a file of the students' bundle holds a hidden check."""
+def hidden_leaked(data: bytes, hidden: set[str] | None = None) -> bool:
+    """Whether a file of the students' bundle holds a hidden check (hidden: _hidden_lines(), read once
+    for a whole bundle)."""
     text = {line.strip() for line in data.decode("utf-8", errors="replace").splitlines()}
-    return bool(text & _hidden_lines())
+    return bool(text & (_hidden_lines() if hidden is None else hidden))
 
 
 def _write(out: Path, files: dict[str, bytes | str], executable: tuple[str, ...] = (), students: bool = False) -> None:
     staging = {name: data.encode() if isinstance(data, str) else data for name, data in files.items()}
-    leaks = [name for name, data in staging.items() if leaked(name, data) or (students and hidden_leaked(data))]
+    hidden = _hidden_lines() if students else set()
+    leaks = [name for name, data in staging.items() if leaked(name, data) or hidden_leaked(data, hidden)]
     if leaks:
         raise release.ReleaseError(f"solution code in {', '.join(leaks)}: no bundle written")
     out.parent.mkdir(parents=True, exist_ok=True)

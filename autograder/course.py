@@ -267,14 +267,14 @@ def _record(course: Path, name: str, student: str, data: dict | None, note: str,
     if failed:  # no autograded notebook: no cell to write the servers' score into
         note = f"{note} nbgrader autograde failed ({failed}): not in the gradebook".strip()
     else:
-        record(course, name, student, data["score"], feedback_comment(data))
+        record(course, name, student, data["score"], feedback_comment(data, total))
         write_feedback(course, name, student, course / "autograder" / name / student)
     return StudentResult(student, total.score, total.max_score, total.optional, categories, note)
 
 
-def feedback_comment(data: dict) -> str:
-    """The gradebook comment: the score, the optional part beside it, then one line per check that lost points."""
-    total = results.totals(results.from_gradescope(data))
+def feedback_comment(data: dict, total: results.Totals) -> str:
+    """The gradebook comment: the score, the optional part beside it (total, of data's results), then one
+    line per check that lost points."""
     lines = [f"Servers: {total.score:g} / {total.max_score:g} points."]
     if total.optional[1]:
         lines[0] += f" Optional part, beside that score: {total.optional[0]:g} / {total.optional[1]:g}."

@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from autograder import ASSIGNMENT, KIT, SERVER_FILES, SOLUTION
+from autograder.checks.probes import eventually
 
 from conftest import leftovers, mutant
 
@@ -161,15 +162,6 @@ def forged(out: Path) -> bool:
         return json.loads(out.read_text())["score"] == 100
     except (OSError, ValueError):
         return False
-
-
-def eventually(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def test_the_daemon_is_real_it_outlives_a_grading_without_isolation(tmp_path):
