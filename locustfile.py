@@ -79,6 +79,8 @@ def write_summary(environment, **kwargs) -> None:
         "average_size": total.avg_content_length,
         "rps": total.total_rps,
         "failures_per_s": total.total_fail_per_sec,
+        "start_time": total.start_time,  # when the figures begin (after --reset-stats: the end of the ramp-up)
+        "last_request": total.last_request_timestamp,
         "errors": {StatsError.parse_error(e.error): e.occurrences for e in environment.runner.stats.errors.values()},
     }
     text = json.dumps(summary, indent=2)  # before opening the file: a failure leaves no half-written file

@@ -55,9 +55,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from autograder import compare
 
-    preset = compare.PRESETS[args.preset]
+    lesson = args.preset == "lesson"
+    preset = compare.PRESETS["quick" if lesson else args.preset]
     try:
         run_time = compare.parse_duration(args.run_time) if args.run_time else preset["run_time"]
+        step_time = compare.parse_duration(args.step_time) if args.step_time else None
     except ValueError as exc:
         print(f"compare: {exc}", file=sys.stderr)
         return 2
@@ -71,7 +73,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         request_timeout=args.request_timeout,
         work_ms=args.work_ms,
         work_kind=args.work_kind,
-        start_method=args.start_method,
+        start_method=args.start_method or compare.default_start_method(),
     )
     problems = [
         f"{name} must be positive"
@@ -86,16 +88,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
         problems.append("need 0 <= --min-wait <= --max-wait")
     if settings.work_ms < 0 or settings.request_timeout <= 0:
         problems.append("--work-ms must not be negative, --request-timeout must be positive")
+    if args.steps and any(n <= 0 for n in args.steps):
+        problems.append("--steps must be positive numbers of users")
+    if lesson and (args.work_ms or args.work_kind != "io"):
+        problems.append("the lesson preset sets the work itself (none, 20 ms io, 20 ms cpu): leave out --work-ms")
+    if (args.steps or step_time) and not (args.sweep or lesson):
+        problems.append("--steps and --step-time need --sweep (or --preset lesson)")
     if problems:
         print(f"compare: {'; '.join(problems)}", file=sys.stderr)
         return 2
+    modes = list(ALL_MODES) if "all" in args.modes else args.modes
     console = Console()
     try:
+        if args.sweep or lesson:
+            return sweep(args, settings, modes, step_time, lesson, console)
         paths = compare.run(
             args.submission,
-            list(ALL_MODES) if "all" in args.modes else args.modes,
+            modes,
             settings,
-            args.out,
+            args.out or Path("results"),
             raise_limit=args.preset == "report",
             console=console,
         )
@@ -105,6 +116,50 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(paths["md"].read_text())
     for kind in ("md", "csv", "json", "png"):
         print(f"wrote {paths[kind]}")
+    return 0
+
+
+def sweep(args: argparse.Namespace, settings, modes: list[str], step_time: float | None, lesson: bool, console) -> int:
+    """compare --sweep, and --preset lesson: a sweep per workload, in folders of their own."""
+    from dataclasses import replace
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from autograder import sweep
+
+    users = sorted(set(args.steps or sweep.STEPS))
+    step_time = step_time or sweep.STEP_TIME
+    out = args.out or Path("results") / ("lesson" if lesson else "sweep")
+    workloads = sweep.WORKLOADS if lesson else {"": (settings.work_ms, settings.work_kind)}
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+    sweeps = {}
+    with progress:
+        task = progress.add_task("starting", total=len(workloads) * len(modes) * len(users))
+
+        def stepped(mode: str, n: int, name: str = "") -> None:
+            progress.update(task, advance=1, description=f"{name + ': ' if name else ''}{mode}, {n} users")
+
+        for name, (ms, kind) in workloads.items():
+            done = sweep.run(
+                args.submission,
+                modes,
+                replace(settings, work_ms=ms, work_kind=kind),
+                users,
+                step_time,
+                on_step=lambda mode, n, name=name: stepped(mode, n, name),
+            )
+            sweeps[name] = done
+            paths = sweep.write(done, out / name if name else out)
+            if not lesson:
+                print(paths["md"].read_text())
+                for kind_ in ("md", "csv", "json", "png"):
+                    print(f"wrote {paths[kind_]}")
+    if lesson:
+        paths = sweep.lesson(sweeps, out)
+        print(paths["md"].read_text())
+        print(f"wrote {', '.join(str(out / name) for name in sweeps)} (a sweep each), {paths['md']}, {paths['png']}")
     return 0
 
 
@@ -285,12 +340,16 @@ def parser() -> argparse.ArgumentParser:
         "compare",
         help="run the same locust load against each mode and write a table, a CSV and a chart",
         description="Presets: quick (the default: 100 users for 20 s, short waits, about a minute "
-        "for three modes) and report (the report's 10000 users at 1000/s, waits of 1-5 s). Options "
-        "given override the preset.",
+        "for three modes), report (the report's 10000 users at 1000/s, waits of 1-5 s), and lesson "
+        "(a capacity sweep of each of three workloads: none, 20 ms io, 20 ms cpu). Options given "
+        "override the preset. --sweep steps the users up (no wait) to find each mode's capacity.",
     )
     default = SOLUTION if SOLUTION.is_dir() else ASSIGNMENT  # students' bundles have no solution/
     comp.add_argument("submission", nargs="?", type=Path, default=default, help="default: %(default)s")
-    comp.add_argument("--preset", choices=("quick", "report"), default="quick")
+    comp.add_argument("--preset", choices=("quick", "report", "lesson"), default="quick")
+    comp.add_argument("--sweep", action="store_true", help="step the load up to find each mode's capacity")
+    comp.add_argument("--steps", type=int, nargs="+", metavar="USERS", help="users per step of a sweep (1 2 4 8 16 32)")
+    comp.add_argument("--step-time", help="seconds per step of a sweep, e.g. 5s (default: 5s)")
     comp.add_argument("--users", type=int, help="simulated users")
     comp.add_argument("--spawn-rate", type=float, help="users started per second (locust's old --hatch-rate)")
     comp.add_argument("--run-time", help="e.g. 20s or 2m, ramp-up included (the figures leave the ramp out)")
@@ -306,7 +365,9 @@ def parser() -> argparse.ArgumentParser:
     comp.add_argument("--work-ms", type=float, default=0.0, help="work per request, in ms (default: none)")
     comp.add_argument("--work-kind", choices=("io", "cpu"), default="io")
     comp.add_argument("--start-method", choices=("fork", "spawn", "forkserver"), help="for the multiprocess server")
-    comp.add_argument("--out", type=Path, default=Path("results"), help="where the files go (default: %(default)s)")
+    comp.add_argument(
+        "--out", type=Path, help="where the files go (default: results/, results/sweep/ or results/lesson/)"
+    )
     comp.set_defaults(run=cmd_compare)
 
     course = commands.add_parser("course", help="the course workflow on nbgrader")
