@@ -251,19 +251,21 @@ def start(submission: Path, mode: str, settings: Settings, work: Path) -> Server
 
 
 def cpu_seconds(proc: psutil.Process) -> float:
-    """CPU time (user and system) of proc, of its children it has collected, and of its live descendants."""
+    """CPU time (user and system) of proc and of its live descendants, each with the children it has
+    collected (the children of a fork server are collected by the fork server, not by the server)."""
     try:
-        times = proc.cpu_times()
-        total = times.user + times.system + times.children_user + times.children_system
-        descendants = proc.children(recursive=True)
+        descendants = [proc, *proc.children(recursive=True)]
     except psutil.Error:
         return math.nan
-    for child in descendants:
+    total = 0.0
+    for i, child in enumerate(descendants):
         try:
             times = child.cpu_times()
-            total += times.user + times.system
         except psutil.Error:
+            if i == 0:
+                return math.nan
             continue
+        total += times.user + times.system + times.children_user + times.children_system
     return total
 
 
@@ -447,4 +449,6 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"not a duration: {text!r} (use e.g. 20s or 2m)") from None
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"the run time must be positive, not {text!r}")
+    if value != int(value):
+        raise ValueError(f"locust runs for whole seconds, not {text!r}")
     return value

@@ -136,6 +136,7 @@ def test_run_time_accepts_locust_style_durations(text, seconds):
     ("options", "message"),
     [
         (["--run-time", "soon"], "not a duration"),
+        (["--sweep", "--step-time", "1.5s"], "locust runs for whole seconds, not '1.5s'"),
         (["--users", "-3"], "--users must be positive"),
         (["--min-wait", "2", "--max-wait", "1"], "--min-wait <= --max-wait"),
     ],

@@ -31,23 +31,17 @@ def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.Complet
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory) -> Path:
-    """A real compare.json: the notebook reads the measurements of the student's own servers."""
-    out = tmp_path_factory.mktemp("compare")
-    run(
-        sys.executable,
-        "-m",
-        "autograder",
-        "compare",
-        "--users",
-        "5",
-        "--spawn-rate",
-        "5",
-        "--run-time",
-        "2s",
-        "--out",
-        out,
-    )
-    return out / "compare.json"
+    """A real lesson (results/lesson/{none,io,cpu}/): the notebook reads the sweeps of the student's own
+    servers. Two modes and one step each, to keep the kit's tests short."""
+    out = tmp_path_factory.mktemp("results") / "lesson"
+    done = run(sys.executable, "-m", "autograder", "compare", "--preset", "lesson", "--modes", "single", "multithread",
+               "--steps", "2", "--step-time", "2s", "--out", out)  # fmt: skip
+    assert "wrote" in done.stdout and (out / "lesson.png").stat().st_size > 10_000
+    return out
+
+
+def hand_in(measured: Path, folder: Path) -> None:
+    shutil.copytree(measured, folder / "results" / "lesson")
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +67,7 @@ def course(tmp_path_factory, measured) -> Path:
             shutil.copyfile(files / name, folder / name)
         notebook = SOLUTION / "report.ipynb" if student != "bob" else files / "report.ipynb"
         shutil.copyfile(notebook, folder / "report.ipynb")
-        (folder / "results").mkdir()
-        shutil.copyfile(measured, folder / "results" / "compare.json")
+        hand_in(measured, folder)
         (folder / "timestamp.txt").write_text("2026-11-26 10:00:00.000000 UTC")
     grading = ["--mode", "multiprocess", "--check", "protocol"]  # a part, to keep the kit's tests short
     run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, *grading)
@@ -160,9 +153,9 @@ def test_a_warning_on_stderr_does_not_zero_a_grade_cell(tmp_path, measured):
     nbformat.write(notebook, source)
     nbgrader(tmp_path, "generate_assignment", NAME)
     folder = tmp_path / "submitted" / "dana" / NAME
-    (folder / "results").mkdir(parents=True)
+    folder.mkdir(parents=True)
     shutil.copyfile(source, folder / "report.ipynb")
-    shutil.copyfile(measured, folder / "results" / "compare.json")
+    hand_in(measured, folder)
     nbgrader(tmp_path, "autograde", NAME)
     nbgrader(tmp_path, "export")
     grades = {row["student_id"]: row for row in csv.DictReader((tmp_path / "grades.csv").read_text().splitlines())}
@@ -197,3 +190,17 @@ def test_the_batch_goes_on_past_a_failing_student_and_shows_the_optional_part_be
     fault = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "dave",
                 "--check", "no-such-check")  # fmt: skip
     assert "grader fault (tried twice): no check matched the selection" in fault.stdout
+
+
+def test_the_notebook_reads_the_lesson_from_a_folder_above_the_one_it_runs_in(tmp_path, measured):
+    """Opened from the kit's folder or from assignment/, it finds results/lesson/ where it is."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    hand_in(measured, tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    notebook = nbformat.read(SOLUTION / "report.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=120, resources={"metadata": {"path": str(tmp_path / "notebooks")}}).execute()
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert f"{tmp_path / 'results' / 'lesson'}: modes ['single', 'multithread']" in printed
+    assert " io single       knee at 2 users" in printed
