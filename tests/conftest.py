@@ -14,6 +14,18 @@ from autograder.harness import TAG, Server
 
 StartServer = Callable[..., Server]
 
+# The longest files first (measured with --durations=0): pytest-xdist hands each worker a file at a time,
+# in the order collected, and a long file handed out last would run alone at the end.
+LONGEST_FIRST = (
+    "test_grader.py", "test_course.py", "test_bugs.py", "test_docs.py", "test_handouts.py", "test_report_style.py",
+    "test_bundles.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
+
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:

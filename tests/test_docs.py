@@ -8,6 +8,8 @@ from pathlib import Path
 
 from autograder import KIT
 
+from documents import copy_of_the_kit, paste_in_order
+
 
 def test_readme_rubric_is_the_graders_rubric():
     rubric = subprocess.run(
@@ -52,3 +54,11 @@ def test_the_installed_kit_runs_from_any_folder(tmp_path):
         timeout=120,
     )
     assert run.returncode == 0 and "1 / 1 points" in run.stdout, run.stdout + run.stderr
+
+
+def test_the_readmes_blocks_run_pasted_in_order_into_one_shell(tmp_path):
+    """As an instructor pastes them, the course workflow included."""
+    copy = copy_of_the_kit(tmp_path)
+    output = paste_in_order(copy, KIT / "README.md")
+    assert "0 without a score" in output and (copy / "mycourse" / "grades.csv").exists()
+    assert "Capacity (the knee" in output  # the sweep block

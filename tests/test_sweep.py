@@ -48,7 +48,7 @@ def test_the_cpu_lesson_says_when_it_cannot_show_on_this_machine():
 
 def test_a_sweep_writes_a_csv_row_per_step_and_mode_a_json_and_a_chart(tmp_path):
     out = tmp_path / "sweep"
-    command = [sys.executable, "-m", "autograder", "compare", "--sweep", "--steps", "1", "4", "--step-time", "2s"]
+    command = [sys.executable, "-m", "autograder", "compare", "--sweep", "--steps", "1", "4", "--step-time", "3s"]
     command += ["--modes", "single", "multithread", "--work-ms", "50", "--out", out]
     done = subprocess.run(
         command,
@@ -64,10 +64,10 @@ def test_a_sweep_writes_a_csv_row_per_step_and_mode_a_json_and_a_chart(tmp_path)
         ("single", "1"), ("single", "4"), ("multithread", "1"), ("multithread", "4"),
     ]  # fmt: skip
     rps = {(row["mode"], row["users"]): float(row["rps"]) for row in rows}
-    assert rps["single", "4"] < 1.3 * rps["single", "1"]  # 50 ms each, one at a time: more users only wait
-    assert rps["multithread", "4"] > 2.5 * rps["multithread", "1"]  # the waits overlap
+    assert rps["single", "4"] <= 21  # 50 ms each, one at a time: at most 20 a second, however many users
+    assert rps["multithread", "4"] > 2 * rps["single", "4"]  # the threads' waits overlap
     data = json.loads((out / "sweep.json").read_text())
-    assert data["knees"]["single"]["users"] == 1 and data["knees"]["single"]["bound"] == "server"
+    assert data["knees"]["single"]["bound"] == "server" and data["knees"]["multithread"]["users"] == 4
     assert sum(row["knee"] == "yes" for row in rows) == 2
     assert "Capacity" in done.stdout and f"wrote {out / 'sweep.png'}" in done.stdout
 

@@ -1,0 +1,70 @@
+"""The documents' code blocks: found (those inside list items too), and run as a reader pastes them."""
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+
+from autograder import KIT, SERVER_FILES, SOLUTION
+
+
+def blocks(path: Path) -> list[tuple[str, str]]:
+    """(info string, body) of every fenced code block, those indented in a list item included."""
+    found = re.findall(r"^( *)```([^\n]*)\n(.*?)^\1```", path.read_text(), flags=re.MULTILINE | re.DOTALL)
+    return [(info, textwrap.dedent(body)) for _, info, body in found]
+
+
+def runnable(path: Path) -> list[str]:
+    return [body for info, body in blocks(path) if info.split()[1:2] == ["runnable"]]
+
+
+def copy_of_the_kit(folder: Path) -> Path:
+    """A copy of the kit whose assignment/ holds the reference, so the students' commands run against it."""
+    copy = folder / "concurrency-lab"
+    shutil.copytree(KIT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "results", "__pycache__"))
+    for name in SERVER_FILES:
+        shutil.copyfile(SOLUTION / name, copy / "assignment" / name)
+    return copy
+
+
+def paste_in_order(copy: Path, document: Path) -> str:
+    """Run a document's runnable blocks as a reader pastes them: one shell, in order, `cd` included, in
+    a copy of the kit; what they printed, after checking that they succeeded and left nothing running."""
+    commands = "\n".join(runnable(document))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PYTHONPATH", None)
+    shell = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", commands],
+        cwd=copy,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = shell.communicate(timeout=480)
+        left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if _group(p.pid) == shell.pid]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)  # a server a failed block left behind
+    assert shell.returncode == 0, output[-4000:]
+    assert "Traceback" not in output
+    assert "HTTP/1.1 200 OK" in output and "GET /hello HTTP/1.1" in output  # curl -i
+    assert "[Client" not in output  # the servers' logs went to their file, not over the tools' output
+    assert left == [], "a background server was not waited for"
+    return output
+
+
+def _group(pid: int) -> int | None:
+    """The process group of pid (a non-interactive shell's background jobs stay in the shell's group)."""
+    with contextlib.suppress(ProcessLookupError):
+        return os.getpgid(pid)
+    return None
