@@ -154,7 +154,7 @@ def markers(axes, xs: list[float], ys: list[float], rows: list[Row], color: str,
 
 def draw(axes, sweep: Sweep, legend: bool = True) -> None:
     """Throughput against users, a line per mode: hollow markers where locust saturated (those steps
-    measure locust), a star at the knee."""
+    measure locust), a star at the knee, "at least" beside it when it is a lower bound."""
     knees = sweep.knees
     for mode, rows in sweep.rows.items():
         color = COLORS.get(mode, "black")
@@ -166,14 +166,16 @@ def draw(axes, sweep: Sweep, legend: bool = True) -> None:
             y = rows[sweep.users.index(k.users)].summary["rps"]
             axes.plot(k.users, y, "*", color=color, markersize=16, markeredgecolor="black")
             if not k.reached:  # a lower bound: locust saturated, or the steps ran out, first
-                axes.annotate("≥", (k.users, y), textcoords="offset points", xytext=(8, 4), color=color, fontsize=12)
+                axes.annotate("at least", (k.users, y), textcoords="offset points", xytext=(9, 2), color=color,
+                              fontsize=8)  # fmt: skip
     axes.set_xscale("log", base=2)
     axes.set_xticks(sweep.users, [str(n) for n in sweep.users])
+    axes.margins(x=0.12)  # room for "at least" beside the last step
     axes.set_xlabel("users (no wait): offered load")
     axes.set_ylabel("requests/s")
     axes.set_ylim(bottom=0)
     if legend:
-        axes.legend(title="★ knee (≥: at least)  ○ locust saturated", fontsize=8, title_fontsize=8)
+        axes.legend(title="★ knee  ○ locust saturated", fontsize=8, title_fontsize=8)
 
 
 def chart(sweep: Sweep, path: Path) -> None:
@@ -196,6 +198,10 @@ def chart(sweep: Sweep, path: Path) -> None:
     right.set_xlabel("requests/s")
     right.set_ylabel("response time (ms)")
     right.set_yscale("log")
+    from matplotlib.ticker import ScalarFormatter
+
+    for axis_formatter in (right.yaxis.set_major_formatter, right.yaxis.set_minor_formatter):
+        axis_formatter(ScalarFormatter())  # 30, 40, 60 ms rather than 3 x 10^1
     right.legend(fontsize=7)
     s = sweep.settings
     fig.suptitle(f"Capacity sweep: work {s.workload}, {s.run_time:g} s a step, {s.cores} cores")
