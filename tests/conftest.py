@@ -2,6 +2,8 @@
 127.0.0.1 with port 0, each killed with its whole process tree after the test, however it ends."""
 
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,16 +11,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autograder import ALL_MODES, MODES, OPTIONAL_FILES, SERVER_FILES, SOLUTION
+from autograder import ALL_MODES, KIT, MODES, OPTIONAL_FILES, SERVER_FILES, SOLUTION
 from autograder.harness import TAG, Server
 
 StartServer = Callable[..., Server]
 
 # The longest files first (measured with --durations=0): pytest-xdist hands each worker a file at a time,
-# in the order collected, and a long file handed out last would run alone at the end.
+# in the order collected (--no-loadscope-reorder: not the files with most tests first), and a long file
+# handed out last would run alone at the end.
 LONGEST_FIRST = (
-    "test_grader.py", "test_course.py", "test_bugs.py", "test_docs.py", "test_handouts.py", "test_report_style.py",
-    "test_bundles.py",
+    "test_course.py", "test_grader.py", "test_bugs.py", "test_docs.py", "test_handouts.py", "test_report_style.py",
+    "test_attacks.py", "test_nbgrader_config.py", "test_bundles.py",
 )  # fmt: skip
 
 
@@ -89,3 +92,16 @@ def leftovers(prefix: str, settle: float = 3.0) -> list[str]:
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory) -> Path:
+    """A real lesson (results/lesson/{none,io,cpu}/), as the notebook reads it: one mode and one step per
+    workload, to keep the kit's tests short."""
+    out = tmp_path_factory.mktemp("results") / "lesson"
+    command = [sys.executable, "-m", "autograder", "compare", "--preset", "lesson", "--out", str(out)]
+    command += ["--modes", "single", "--steps", "2", "--step-time", "2s"]
+    done = subprocess.run(command, cwd=KIT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (out / "lesson.png").stat().st_size > 10_000 and (out / "io" / "sweep.json").is_file()
+    return out

@@ -29,23 +29,12 @@ def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.Complet
     return run(sys.executable, "-m", "nbgrader", *args, cwd=course, check=check)
 
 
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory) -> Path:
-    """A real lesson (results/lesson/{none,io,cpu}/): the notebook reads the sweeps of the student's own
-    servers. One mode and one step each, to keep the kit's tests short."""
-    out = tmp_path_factory.mktemp("results") / "lesson"
-    command = [sys.executable, "-m", "autograder", "compare", "--preset", "lesson", "--out", out]
-    done = run(*command, "--modes", "single", "--steps", "2", "--step-time", "2s")
-    assert "wrote" in done.stdout and (out / "lesson.png").stat().st_size > 10_000
-    return out
-
-
-def hand_in(measured: Path, folder: Path) -> None:
-    shutil.copytree(measured, folder / "results" / "lesson")
+def hand_in(lesson: Path, folder: Path) -> None:
+    shutil.copytree(lesson, folder / "results" / "lesson")
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory, measured) -> Path:
+def course(tmp_path_factory, lesson) -> Path:
     """A course after init, generate_assignment, three submissions, and `course grade` of the three at
     once (their scores are asserted below; the one-at-a-time path is graded by the later tests)."""
     course = tmp_path_factory.mktemp("course")
@@ -68,7 +57,7 @@ def course(tmp_path_factory, measured) -> Path:
             shutil.copyfile(files / name, folder / name)
         notebook = SOLUTION / "report.ipynb" if student != "bob" else files / "report.ipynb"
         shutil.copyfile(notebook, folder / "report.ipynb")
-        hand_in(measured, folder)
+        hand_in(lesson, folder)
         (folder / "timestamp.txt").write_text("2026-11-26 10:00:00.000000 UTC")
     grading = ["--mode", "multiprocess", "--check", "connection_closes", "--check", "echo"]  # 3 points: a part
     done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, *grading, "--jobs", "3")
@@ -83,16 +72,6 @@ def test_the_release_holds_skeletons_and_a_student_notebook_with_no_solution(cou
     assert verify_no_solution(released) == []
     for name in [*SERVER_FILES, *OPTIONAL_FILES]:
         assert (released / name).read_text() == (ASSIGNMENT / name).read_text()
-
-
-def test_a_release_that_would_hold_solution_code_fails_and_leaves_nothing(tmp_path):
-    run(sys.executable, "-m", "autograder", "course", "init", tmp_path, "--assignment", NAME)
-    handler = tmp_path / "source" / NAME / "handler.py"
-    handler.write_text(handler.read_text().replace("    ### END SOLUTION\n", "", 1))  # a region never closed
-    done = nbgrader(tmp_path, "generate_assignment", NAME, check=False)
-    assert done.returncode != 0
-    assert "release of lab removed: encountered nested begin solution statements" in done.stderr
-    assert not (tmp_path / "release" / NAME).exists()
 
 
 def test_course_grade_records_each_students_server_score_and_the_export_adds_it_up(course):
@@ -132,26 +111,6 @@ def test_grading_again_is_idempotent_and_a_grader_failure_keeps_the_earlier_scor
     assert float(grades["alice"]["raw_score"]) == 7.0
 
 
-def test_a_warning_on_stderr_does_not_zero_a_grade_cell(tmp_path, measured):
-    import nbformat
-
-    run(sys.executable, "-m", "autograder", "course", "init", tmp_path, "--assignment", NAME)
-    source = tmp_path / "source" / NAME / "report.ipynb"
-    notebook = nbformat.read(source, as_version=4)
-    (test_cell,) = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_task_a"]
-    test_cell.source = 'import warnings\nwarnings.warn("a library said something on stderr")\n' + test_cell.source
-    nbformat.write(notebook, source)
-    nbgrader(tmp_path, "generate_assignment", NAME)
-    folder = tmp_path / "submitted" / "dana" / NAME
-    folder.mkdir(parents=True)
-    shutil.copyfile(source, folder / "report.ipynb")
-    hand_in(measured, folder)
-    nbgrader(tmp_path, "autograde", NAME)
-    nbgrader(tmp_path, "export")
-    grades = {row["student_id"]: row for row in csv.DictReader((tmp_path / "grades.csv").read_text().splitlines())}
-    assert float(grades["dana"]["raw_score"]) == 4.0  # both autograded tests, the warning notwithstanding
-
-
 def test_the_batch_goes_on_past_a_failing_student_and_shows_the_optional_part_beside_the_100(course):
     """Run last: it adds students to the module's course."""
     dave = course / "submitted" / "dave" / NAME  # the reference with the optional part
@@ -182,12 +141,12 @@ def test_the_batch_goes_on_past_a_failing_student_and_shows_the_optional_part_be
     assert "grader fault (tried twice): no check matched the selection" in fault.stdout
 
 
-def test_the_notebook_reads_the_lesson_from_a_folder_above_the_one_it_runs_in(tmp_path, measured):
+def test_the_notebook_reads_the_lesson_from_a_folder_above_the_one_it_runs_in(tmp_path, lesson):
     """Opened from the kit's folder or from assignment/, it finds results/lesson/ where it is."""
     import nbformat
     from nbclient import NotebookClient
 
-    hand_in(measured, tmp_path)
+    hand_in(lesson, tmp_path)
     (tmp_path / "notebooks").mkdir()
     notebook = nbformat.read(SOLUTION / "report.ipynb", as_version=4)
     NotebookClient(notebook, timeout=120, resources={"metadata": {"path": str(tmp_path / "notebooks")}}).execute()
