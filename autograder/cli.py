@@ -113,10 +113,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except compare.CompareError as exc:
         print(f"compare: {exc}", file=sys.stderr)
         return 1
+    print_written(paths)
+    return 0
+
+
+def print_written(paths: dict[str, Path]) -> None:
+    """The table a run wrote, then where each of its files is."""
     print(paths["md"].read_text())
     for kind in ("md", "csv", "json", "png"):
         print(f"wrote {paths[kind]}")
-    return 0
 
 
 def sweep(args: argparse.Namespace, settings, modes: list[str], step_time: float | None, lesson: bool, console) -> int:
@@ -153,9 +158,7 @@ def sweep(args: argparse.Namespace, settings, modes: list[str], step_time: float
             sweeps[name] = done
             paths = sweep.write(done, out / name if name else out)
             if not lesson:
-                print(paths["md"].read_text())
-                for kind_ in ("md", "csv", "json", "png"):
-                    print(f"wrote {paths[kind_]}")
+                print_written(paths)
     if lesson:
         paths = sweep.lesson(sweeps, out)
         print(paths["md"].read_text())

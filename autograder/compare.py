@@ -44,7 +44,6 @@ SAMPLE_EVERY = 0.2  # seconds between two samples of the CPU used by the server 
 LOCUST, FAILURES, WAIT, CORES, SERVER_CPU, SERVER = (
     "locust", "failures", "users' wait", "cores", "server CPU", "server",
 )  # fmt: skip
-BOUNDS = (LOCUST, FAILURES, WAIT, CORES, SERVER_CPU, SERVER)
 
 COLUMNS = [
     "Server", "Type", "Name", "# Requests", "# Fails", "Median", "90%ile", "Average", "Min", "Max",
@@ -117,7 +116,7 @@ class Row:
     server_cpu: float  # share of one core (over 1 when it used several), over the steady window
     seconds: float  # the steady window
     server_cpu_ms: float = 0.0  # server CPU time per request: what a client costs the server
-    bound: str = ""  # what bounded the figures: one of BOUNDS
+    bound: str = ""  # what bounded the figures: one of the labels above (LOCUST ... SERVER)
     why: str = ""  # ... and the measurements that say so
 
     @classmethod

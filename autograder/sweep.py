@@ -13,6 +13,7 @@ import csv
 import json
 import tempfile
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 from autograder.compare import COLORS, FAILURES, LOCUST, Row, Settings, check_submission, measure, start
@@ -69,8 +70,8 @@ class Sweep:
     users: list[int]
     rows: dict[str, list[Row]]  # mode -> its steps
 
-    @property
-    def knees(self) -> dict[str, Knee]:
+    @cached_property
+    def knees(self) -> dict[str, Knee]:  # the rows do not change once measured
         return {mode: knee(rows, self.users) for mode, rows in self.rows.items()}
 
 

@@ -13,10 +13,8 @@ server (about 1) and where it measures itself (well below 1, with locust's CPU n
 import argparse
 import os
 import platform
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from dataclasses import replace
@@ -25,19 +23,10 @@ from pathlib import Path
 KIT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(KIT))
 
+from servers import ab  # noqa: E402  (benchmarks/servers.py, beside this script)
+
 from autograder.compare import Settings, measure, start  # noqa: E402
 from autograder.sweep import STEPS, WORKLOADS, step_settings  # noqa: E402
-
-
-def ab(port: int, users: int, seconds: float) -> float:
-    """Requests/s that ApacheBench measured: users connections at once, for seconds."""
-    command = ["ab", "-q", "-t", f"{seconds:g}", "-n", "10000000", "-c", str(users), f"http://127.0.0.1:{port}/"]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    rps = re.search(r"Requests per second:\s+([\d.]+)", run.stdout)
-    failed = re.search(r"Failed requests:\s+(\d+)", run.stdout)
-    if run.returncode != 0 or not rps or not failed or failed[1] != "0":
-        raise RuntimeError(f"ab failed against port {port}:\n{run.stdout[-800:]}{run.stderr[-800:]}")
-    return float(rps[1])
 
 
 def main() -> None:
@@ -68,7 +57,7 @@ def main() -> None:
                     for i in range(args.rounds):
                         rows.append(measure(server, mode, settings, work, f"{workload}-{mode}-{i}"))
                         by_locust.append(rows[-1].summary["rps"])
-                        by_ab.append(ab(server.port, args.users, args.seconds))
+                        by_ab.append(ab(server.port, 10_000_000, args.users, seconds=args.seconds))
                 finally:
                     server.kill()
                 locust_rps, ab_rps = statistics.median(by_locust), statistics.median(by_ab)

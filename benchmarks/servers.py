@@ -60,12 +60,15 @@ http {{ access_log off;
 """
 
 
-def ab(port: int, requests: int, concurrency: int) -> float:
+def ab(port: int, requests: int, concurrency: int, seconds: float | None = None) -> float:
+    """Requests/s that ApacheBench measured: requests in all (or as many as fit in seconds, if given),
+    concurrency connections at once; an error if ab failed or a request did."""
+    limit = ["-t", f"{seconds:g}"] if seconds else []
     run = subprocess.run(
-        ["ab", "-q", "-n", str(requests), "-c", str(concurrency), f"http://127.0.0.1:{port}/"],
+        ["ab", "-q", *limit, "-n", str(requests), "-c", str(concurrency), f"http://127.0.0.1:{port}/"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=300 + (seconds or 0),
     )
     failed = re.search(r"Failed requests:\s+(\d+)", run.stdout)
     rps = re.search(r"Requests per second:\s+([\d.]+)", run.stdout)

@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+from test_compare import summary
+
 from autograder import KIT
 from autograder.compare import Row, Settings
 from autograder.sweep import CSV_COLUMNS, Sweep, cpu_lesson, knee
@@ -13,9 +15,7 @@ SWEEP = Settings(1, 1, 5, 0, 0, cores=2)  # users that never wait: no ceiling bu
 
 
 def step(rps: float, locust_cpu: float = 0.3, server_cpu: float = 0.5, mode: str = "multithread") -> Row:
-    figures = {"requests": int(rps * 5), "failures": 0, "median_ms": 5, "p90_ms": 9, "average_ms": 6}
-    figures |= {"min_ms": 1, "max_ms": 20, "average_size": 150, "rps": rps, "failures_per_s": 0.0, "errors": {}}
-    return Row.measured(mode, figures, locust_cpu, server_cpu, 5, SWEEP)
+    return Row.measured(mode, summary(rps, 6, requests=int(rps * 5)), locust_cpu, server_cpu, 5, SWEEP)
 
 
 def test_the_knee_is_the_first_step_at_nine_tenths_of_the_best_measurable_one():
