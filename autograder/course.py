@@ -9,6 +9,7 @@ and copy those into the feedback. The course folder that `init` writes prevents 
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,9 @@ from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, release, res
 
 NOTEBOOK = "report"  # report.ipynb: the analysis notebook
 SERVER_CELL = "server_score"  # its locked task cell that holds the servers' score
+# The servers' results in the course folder: RESULTS/NAME/STUDENT/ (not a name Python could import:
+# `python -m autograder` run in the course folder would import a folder named autograder/ instead of the kit).
+RESULTS = "server-checks"
 VALID_EXTENSIONS = [".ipynb", ".py", ".json", ".csv", ".png", ".md"]  # what zip_collect keeps
 
 CONFIG = '''"""nbgrader configuration of a Concurrency Lab course, written by `python -m autograder course init`."""
@@ -215,22 +219,17 @@ def grade(
     on_student=None,
     jobs: int = 1,
 ) -> list[StudentResult]:
-    """Autograde the notebooks with nbgrader (one student at a time: they share gradebook.db), then the
-    servers, `jobs` students at a time, and record the servers' scores in the gradebook. A student whose
-    nbgrader step fails is reported, and the batch goes on. Returns the StudentResults, by student."""
+    """Grade the servers, `jobs` students at a time, while nbgrader autogrades the notebooks (one process
+    for the batch); then record the servers' scores in the gradebook. A student whose nbgrader step fails
+    is reported, and the batch goes on. Returns the StudentResults, by student."""
     course = course.resolve()  # the grader runs from the kit's folder: every path it gets is absolute
     students = find_students(course, name, students)
-    notebook_failed = {}
-    for student in students:
-        try:
-            nbgrader(course, "autograde", name, "--student", student, "--force")
-        except CourseError as exc:
-            notebook_failed[student] = str(exc).splitlines()[-1]
     graded = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         # about CHECKS_AT_ONCE checks on the machine at once: students side by side share them
-        each = ["--jobs", str(max(1, CHECKS_AT_ONCE // jobs)), *(options or [])]
+        each = ["--jobs", str(max(1, CHECKS_AT_ONCE // min(jobs, len(students)))), *(options or [])]
         futures = {pool.submit(_grade_servers, course, name, student, each): student for student in students}
+        notebook_failed = autograde_notebooks(course, name, students)  # meanwhile, in this thread
         for future in as_completed(futures):  # the gradebook is written from this thread only
             student = futures[future]
             result = _record(course, name, student, *future.result(), notebook_failed.get(student))
@@ -242,9 +241,51 @@ def grade(
     return graded
 
 
+def autograde_notebooks(course: Path, name: str, students: list[str]) -> dict[str, str]:
+    """`nbgrader autograde` of each student's notebook, one after another (they share gradebook.db), in
+    one process for the batch (nbgrader's API: its start-up is paid once, not once per student);
+    {student: why} for those whose autograde failed (every student, if the batch itself failed)."""
+    command = [sys.executable, "-m", "autograder.course", "autograde", str(course), name, *students]
+    try:  # nbgrader's own Execute.timeout bounds each cell
+        run = subprocess.run(
+            command, cwd=KIT, capture_output=True, text=True, timeout=300 * len(students) + 300, env=environment()
+        )
+    except subprocess.TimeoutExpired:
+        return dict.fromkeys(students, "timed out")
+    last = run.stdout.strip().splitlines()[-1:]
+    if run.returncode == 0 and last and last[0].startswith("{"):
+        return json.loads(last[0])
+    return dict.fromkeys(students, _why(run.stdout + run.stderr))
+
+
+def _autograde_here(course: Path, name: str, students: list[str]) -> dict[str, str]:
+    """The batch of autograde_notebooks, with the configuration the `nbgrader` command would load in the
+    course folder."""
+    from nbgrader.apps import NbGraderAPI, NbGraderApp
+
+    os.chdir(course)
+    app = NbGraderApp()
+    app.initialize([])
+    api = NbGraderAPI(config=app.config)
+    failed = {}
+    for student in students:
+        result = api.autograde(name, student, force=True)
+        if not result["success"]:
+            failed[student] = _why(result.get("log", "") + result.get("error", ""))
+    return failed
+
+
+def _why(output: str) -> str:
+    """The exception that made an nbgrader step fail, in one line (not nbgrader's "see the traceback")."""
+    lines = [line.strip() for line in output.splitlines()]
+    errors = [line for line in lines if re.match(r"[\w.]+(Error|Exception): ", line)]
+    errors = [line for line in errors if "NbGraderException" not in line]
+    return (errors or [line for line in lines if line] or ["no output"])[-1]
+
+
 def _grade_servers(course: Path, name: str, student: str, options: list[str]) -> tuple[dict | None, str]:
     """(results, note) of one student's servers; an earlier good result is kept when this one fails."""
-    out = course / "autograder" / name / student
+    out = course / RESULTS / name / student
     previous = out / "results.json"
     backup = previous.read_bytes() if previous.exists() else None
     data, report = grade_server(course / "submitted" / student / name, out / "results.new.json", options)
@@ -268,7 +309,7 @@ def _record(course: Path, name: str, student: str, data: dict | None, note: str,
         note = f"{note} nbgrader autograde failed ({failed}): not in the gradebook".strip()
     else:
         record(course, name, student, data["score"], feedback_comment(data, total))
-        write_feedback(course, name, student, course / "autograder" / name / student)
+        write_feedback(course, name, student, course / RESULTS / name / student)
     return StudentResult(student, total.score, total.max_score, total.optional, categories, note)
 
 
@@ -302,3 +343,9 @@ def write_csv(path: Path, students: list[StudentResult]) -> None:
             score = "" if r.score is None else f"{r.score:g}"
             optional = [f"{r.optional[0]:g}", f"{r.optional[1]:g}"] if r.optional[1] else ["", ""]
             writer.writerow([r.student, score, f"{r.max_score:g}", *cells, *optional, r.note])
+
+
+if __name__ == "__main__":  # autograde_notebooks's process
+    if sys.argv[1:2] != ["autograde"] or len(sys.argv) < 5:
+        sys.exit("usage: python -m autograder.course autograde COURSE_DIR NAME STUDENT...")
+    print(json.dumps(_autograde_here(Path(sys.argv[2]), sys.argv[3], sys.argv[4:])))

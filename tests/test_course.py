@@ -16,6 +16,7 @@ from autograder.course import environment, verify_no_solution
 from conftest import mutant
 
 NAME = "lab"
+WARNS = "test_task_a"  # the test cell that warns on stderr in the course fixture
 
 
 def run(*args, cwd: Path = KIT, check: bool = True) -> subprocess.CompletedProcess:
@@ -36,9 +37,17 @@ def hand_in(lesson: Path, folder: Path) -> None:
 @pytest.fixture(scope="module")
 def course(tmp_path_factory, lesson) -> Path:
     """A course after init, generate_assignment, three submissions, and `course grade` of the three at
-    once (their scores are asserted below; the one-at-a-time path is graded by the later tests)."""
+    once (their scores are asserted below; the one-at-a-time path is graded by the later tests). One of
+    the notebook's test cells also warns on stderr, as a library may."""
+    import nbformat
+
     course = tmp_path_factory.mktemp("course")
     run(sys.executable, "-m", "autograder", "course", "init", course, "--assignment", NAME)
+    source = course / "source" / NAME / "report.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    (test_cell,) = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == WARNS]
+    test_cell.source = 'import warnings\nwarnings.warn("a library said something on stderr")\n' + test_cell.source
+    nbformat.write(notebook, source)
     nbgrader(course, "generate_assignment", NAME)
     students = {
         "alice": SOLUTION,  # the reference, notebook answered
@@ -87,6 +96,14 @@ def test_course_grade_records_each_students_server_score_and_the_export_adds_it_
     assert float(grades["alice"]["max_score"]) == 112.0  # 4 autograded + 8 written + 100 for the servers
 
 
+def test_a_warning_on_stderr_does_not_zero_a_grade_cell(course):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        grade = gradebook.find_grade(WARNS, "report", NAME, "alice")
+        assert (grade.auto_score, grade.max_score) == (2.0, 2.0)
+
+
 def test_feedback_explains_the_lost_points_and_never_hands_out_the_solution(course):
     nbgrader(course, "generate_feedback", NAME)
     carol = (course / "feedback" / "carol" / NAME / "server-checks.txt").read_text()
@@ -99,11 +116,12 @@ def test_feedback_explains_the_lost_points_and_never_hands_out_the_solution(cour
 
 
 def test_grading_again_is_idempotent_and_a_grader_failure_keeps_the_earlier_score(course):
-    results = course / "autograder" / NAME / "alice" / "results.json"
+    """As an instructor grades again: from the course folder, where the first grading wrote its results."""
+    results = course / "server-checks" / NAME / "alice" / "results.json"
     before = json.loads(results.read_text())["score"]
     (course / "submitted" / "alice" / NAME / "handler.py").write_text("def broken(:\n")
-    done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "alice",
-               "--mode", "multiprocess", "--check", "echo")  # fmt: skip
+    done = run(sys.executable, "-m", "autograder", "course", "grade", ".", NAME, "--student", "alice",
+               "--mode", "multiprocess", "--check", "echo", cwd=course)  # fmt: skip
     assert "alice: 3/3 not gradable: handler.py does not parse" in done.stdout
     assert json.loads(results.read_text())["score"] == before
     nbgrader(course, "export")
@@ -125,7 +143,7 @@ def test_the_batch_goes_on_past_a_failing_student_and_shows_the_optional_part_be
     done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "dave",
                "--student", "erin", "--mode", "single", "--mode", "threadpool", "--check", "echo")  # fmt: skip
     assert "dave: 1/1 (optional part: 1/1)" in done.stdout
-    assert "erin: 1/1 (optional part: 1/1) nbgrader autograde failed" in done.stdout
+    assert "erin: 1/1 (optional part: 1/1) nbgrader autograde failed (nbformat.reader.NotJSONError: " in done.stdout
     rows = {
         row["student"]: row for row in csv.DictReader((course / f"server_scores_{NAME}.csv").read_text().splitlines())
     }
