@@ -327,7 +327,8 @@ def parser() -> argparse.ArgumentParser:
         "--jobs",
         type=positive,
         default=4,
-        help="checks run side by side, in pytest-xdist workers (default: %(default)s; 1: one after another)",
+        help="checks run side by side, in pytest-xdist workers (default: %(default)s, one per three checks at most; "
+        "1: one after another)",
     )
     grade.add_argument(
         "--time-limit",

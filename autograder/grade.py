@@ -29,6 +29,7 @@ from autograder.plugin import CHECKS, Grader, Settings
 from autograder.results import Result
 
 NOT_GRADABLE, GRADER_FAULT, INTERRUPTED = 2, 3, 130
+CHECKS_PER_WORKER = 3  # measured: two or three quick checks take less time and CPU in one process
 DIST = "load"  # pytest-xdist hands each worker the next check: every check starts servers of its own
 
 
@@ -252,7 +253,8 @@ def run_checks(
         grader.advice = advice(intake.patterns)
         args = _pytest_args(Path(tmp))
         args += ["-v"] if verbose else ["-p", "no:terminal"]
-        jobs = min(jobs, len(collect(settings, strict=False))) if jobs > 1 else 1  # a worker costs a second
+        # a worker costs about a second of start-up: side by side only with three checks or more for each
+        jobs = min(jobs, len(collect(settings, strict=False)) // CHECKS_PER_WORKER) if jobs > 1 else 1
         if jobs > 1:  # checks side by side, in pytest-xdist workers (each check starts servers of its own)
             settings.save(Path(tmp) / "settings.json")
             args += ["-n", str(jobs), "--dist", DIST, "--lab-settings", str(Path(tmp) / "settings.json")]
