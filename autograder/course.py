@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, release, results
+from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, notebook, release, results
 
 NOTEBOOK = "report"  # report.ipynb: the analysis notebook
 SERVER_CELL = "server_score"  # its locked task cell that holds the servers' score
@@ -50,6 +50,12 @@ c.Autograde.exclude_overwriting = {{{name!r}: {files!r}}}
 # zip_collect keeps only these extensions (by default, notebooks only).
 c.FileNameCollectorPlugin.valid_ext = {extensions!r}
 
+# A student's notebook is student code: nbgrader starts its kernel isolated, through the kit's kernel
+# provisioner (bubblewrap, a runner uid of its own where this is root; see autograder/notebook.py).
+# jupyter_client reads the default provisioner from this variable (its configuration does not reach it);
+# JUPYTER_DEFAULT_PROVISIONER_NAME=local-provisioner in your environment turns the isolation off.
+os.environ.setdefault("JUPYTER_DEFAULT_PROVISIONER_NAME", {provisioner!r})
+
 # A cell that runs longer fails; output on stderr matching the pattern (warnings) does not zero a grade cell.
 c.Execute.timeout = 120
 c.IgnorePattern.enabled = True
@@ -69,7 +75,8 @@ def init(course: Path, name: str) -> Path:
     source.mkdir(parents=True, exist_ok=True)
     for path in sorted(SOLUTION.glob("*.py")) + sorted(SOLUTION.glob("*.ipynb")):
         shutil.copyfile(path, source / path.name)
-    config = CONFIG.format(kit=str(KIT), name=name, files=[*SERVER_FILES, *OPTIONAL_FILES], extensions=VALID_EXTENSIONS)
+    files = [*SERVER_FILES, *OPTIONAL_FILES]
+    config = CONFIG.format(kit=str(KIT), name=name, files=files, extensions=VALID_EXTENSIONS, provisioner=notebook.NAME)
     (course / "nbgrader_config.py").write_text(config)
     return course
 

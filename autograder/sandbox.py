@@ -17,6 +17,8 @@ The level reached, best first:
            of the places the grader knows to be private (the kit, the submission, the results, the
            working folder), which is checked, not assumed.
   none     not isolated: a submission could alter the result (fine on a student's own computer).
+
+The same view, set up by the grader, holds the kernel of a student's notebook (notebook.py).
 """
 
 import contextlib
@@ -202,9 +204,9 @@ def server_python(runner_uids: bool) -> str:
     )
 
 
-def view(python: str, tmpfs_size: int) -> list[str]:
+def view(python: str, tmpfs_size: int, readable: tuple[str, ...] = (), chdir: str = WORK) -> list[str]:
     """bubblewrap's options for the server's view: the system's programs read-only, private /proc, /dev,
-    /tmp and work folder, nothing else of the machine's files."""
+    /tmp and work folder, nothing else of the machine's files (but the readable paths, read-only)."""
     args = ["--unshare-pid", "--die-with-parent", "--new-session", "--clearenv"]
     for top in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
         if os.path.islink(top):
@@ -213,13 +215,22 @@ def view(python: str, tmpfs_size: int) -> list[str]:
             args += ["--ro-bind", top, top]
     prefix = _prefix(python)
     if prefix and not prefix.startswith("/usr/"):  # an interpreter outside /usr (pyenv, a conda base, ...)
-        args += ["--ro-bind", prefix, prefix]
+        readable = (prefix, *readable)
+    args += ["--perms", "0755", "--dir", "/etc"]  # searchable also where bubblewrap runs as root (notebook.py)
     for path in ETC:
         if os.path.exists(path):
             args += ["--ro-bind", path, path]
     args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--size", str(tmpfs_size), "--tmpfs", "/tmp", "--size", str(tmpfs_size), "--tmpfs", WORK, "--chdir", WORK]
-    return args
+    args += ["--perms", "1777", "--size", str(tmpfs_size), "--tmpfs", "/tmp"]
+    args += ["--size", str(tmpfs_size), "--tmpfs", WORK]
+    made = set()
+    for path in readable:  # the folders above it made searchable (bubblewrap would make them 0700)
+        for parent in reversed(Path(path).parents[:-1]):
+            if str(parent) not in made and str(parent) not in ("/usr", "/tmp", WORK):
+                args += ["--perms", "0755", "--dir", str(parent)]
+                made.add(str(parent))
+        args += ["--ro-bind", path, path]
+    return [*args, "--chdir", chdir]
 
 
 def _prefix(python: str) -> str:

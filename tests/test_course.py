@@ -3,6 +3,7 @@ students' submissions, `course grade`, feedback and export. nbgrader runs for re
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,10 +18,28 @@ from conftest import mutant
 
 NAME = "lab"
 WARNS = "test_task_a"  # the test cell that warns on stderr in the course fixture
+SECRET = {"CONCURRENCY_LAB_TEST_SECRET": "the instructor's"}  # in the environment of the course fixture's grading
+ATTACK = """
+import os, pathlib
+course = pathlib.Path({course!r})
+print("uid", os.getuid(), "secret", os.environ.get("CONCURRENCY_LAB_TEST_SECRET"))
+for target in ("source/lab/handler.py", "gradebook.db", "nbgrader_config.py", "submitted/alice/lab/handler.py"):
+    try:
+        (course / target).read_bytes()
+        print("LEAKED", target)
+    except OSError as exc:
+        print("DENIED", target, type(exc).__name__)
+try:
+    (course / "forged.txt").write_text("100")
+    print("LEAKED forged.txt")
+except OSError as exc:
+    print("DENIED forged.txt", type(exc).__name__)
+"""  # a hostile student's cell in her notebook, who knows where the course lies
 
 
-def run(*args, cwd: Path = KIT, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=300, env=environment())
+def run(*args, cwd: Path = KIT, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**environment(), **(env or {})}
+    done = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
     if check:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
@@ -36,9 +55,9 @@ def hand_in(lesson: Path, folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory, lesson) -> Path:
-    """A course after init, generate_assignment, three submissions, and `course grade` of the three at
+    """A course after init, generate_assignment, four submissions, and `course grade` of the four at
     once (their scores are asserted below; the one-at-a-time path is graded by the later tests). One of
-    the notebook's test cells also warns on stderr, as a library may."""
+    the notebook's test cells also warns on stderr, as a library may; one student's notebook attacks."""
     import nbformat
 
     course = tmp_path_factory.mktemp("course")
@@ -58,6 +77,7 @@ def course(tmp_path_factory, lesson) -> Path:
             "        conn.close()  # The parent closes its copy of the client socket (important!)\n",
             "",
         ),
+        "mallory": SOLUTION,  # the reference, and a notebook cell that goes after the course (ATTACK)
     }
     for student, files in students.items():
         folder = course / "submitted" / student / NAME
@@ -68,10 +88,13 @@ def course(tmp_path_factory, lesson) -> Path:
         shutil.copyfile(notebook, folder / "report.ipynb")
         hand_in(lesson, folder)
         (folder / "timestamp.txt").write_text("2026-11-26 10:00:00.000000 UTC")
+    hostile = nbformat.read(SOLUTION / "report.ipynb", as_version=4)
+    hostile.cells.insert(1, nbformat.v4.new_code_cell(ATTACK.format(course=str(course))))
+    nbformat.write(hostile, course / "submitted" / "mallory" / NAME / "report.ipynb")
     grading = ["--mode", "multiprocess", "--check", "connection_closes", "--check", "echo"]  # 3 points: a part
-    done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, *grading, "--jobs", "3")
-    graded = sorted(line.split(":")[0] for line in done.stdout.splitlines() if ":" in line)
-    assert graded[:3] == ["alice", "bob", "carol"]
+    done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, *grading, "--jobs", "3", env=SECRET)
+    graded = {line.split(":")[0] for line in done.stdout.splitlines() if ":" in line}
+    assert graded >= {"alice", "bob", "carol", "mallory"}
     return course
 
 
@@ -87,12 +110,13 @@ def test_course_grade_records_each_students_server_score_and_the_export_adds_it_
     scores = {
         row["student"]: row for row in csv.DictReader((course / f"server_scores_{NAME}.csv").read_text().splitlines())
     }
-    assert {s: scores[s]["score"] for s in scores} == {"alice": "3", "bob": "0", "carol": "1"}
+    assert {s: scores[s]["score"] for s in scores} == {"alice": "3", "bob": "0", "carol": "1", "mallory": "3"}
     assert scores["carol"]["protocol"] == "1" and scores["carol"]["note"] == ""
     nbgrader(course, "export")
     grades = {row["student_id"]: row for row in csv.DictReader((course / "grades.csv").read_text().splitlines())}
     # the notebook's autograded tests (2 + 2 points) and the servers' score (out of 3 here)
-    assert {s: float(grades[s]["raw_score"]) for s in grades} == {"alice": 7.0, "bob": 0.0, "carol": 5.0}
+    raw = {s: float(grades[s]["raw_score"]) for s in grades}
+    assert raw == {"alice": 7.0, "bob": 0.0, "carol": 5.0, "mallory": 7.0}
     assert float(grades["alice"]["max_score"]) == 112.0  # 4 autograded + 8 written + 100 for the servers
 
 
@@ -102,6 +126,19 @@ def test_a_warning_on_stderr_does_not_zero_a_grade_cell(course):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         grade = gradebook.find_grade(WARNS, "report", NAME, "alice")
         assert (grade.auto_score, grade.max_score) == (2.0, 2.0)
+
+
+def test_a_students_notebook_runs_isolated_from_the_course_and_the_instructor(course):
+    """Her cell ran (and her notebook kept its points, above) but read nothing of the course, wrote nothing
+    into it, and saw nothing of the environment the instructor graded in."""
+    import nbformat
+
+    autograded = nbformat.read(course / "autograded" / "mallory" / NAME / "report.ipynb", as_version=4)
+    printed = "".join(output.get("text", "") for output in autograded.cells[1].outputs)
+    assert printed.count("DENIED") == 5 and "LEAKED" not in printed, printed
+    assert "secret None" in printed and not (course / "forged.txt").exists()
+    if os.geteuid() == 0:  # a runner uid of its own
+        assert "uid 0 " not in printed
 
 
 def test_feedback_explains_the_lost_points_and_never_hands_out_the_solution(course):
