@@ -4,8 +4,13 @@ monkey-patches socket and threading with gevent), against reference servers and 
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
+
+import pytest
 
 from autograder import KIT
+from autograder.checks import check_load
+from autograder.marks import Deduction
 
 from conftest import mutant
 
@@ -33,3 +38,22 @@ def test_a_server_that_does_not_echo_fails_every_request_with_a_reason(start_ser
     assert result["requests"] > 0 and result["failures"] == result["requests"] and result["exit"] == 1
     (message,) = result["errors"]
     assert "the body does not echo the request line" in message
+
+
+@pytest.mark.parametrize(("counts", "lost"), [([40, 900], False), ([40, 60], True)])
+def test_too_few_requests_under_load_are_measured_again_before_points_are_lost(start_server, tmp_path, counts, lost):
+    """A busy machine can starve locust: the load check runs it again before it deducts (its locust runs
+    replaced here by the summaries they could give; the server is real)."""
+    server = start_server("multithread")
+    runs = iter(counts)
+    summary = {"failures": 0, "errors": {}, "rps": 10.0, "median_ms": 5.0, "p90_ms": 9.0}
+    grading = SimpleNamespace(notes={})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(check_load, "run_locust", lambda server, folder: {**summary, "requests": next(runs)})
+        if lost:
+            with pytest.raises(Deduction, match="only 60 requests completed in 3 s with 50 users, twice"):
+                check_load.check_load(lambda mode: server, "multithread", grading, tmp_path)
+        else:
+            check_load.check_load(lambda mode: server, "multithread", grading, tmp_path)
+            assert grading.notes == {"load (multithread)": "10 requests/s, median 5 ms, 90% 9 ms"}
+    assert next(runs, None) is None  # both runs used, and no third
