@@ -55,7 +55,9 @@ class SandboxedProvisioner(LocalProvisioner):
         connection = self.parent.connection_file
         folder = Path(kwargs.get("cwd") or os.getcwd())
         self.stage = Path(tempfile.mkdtemp(prefix="concurrency-lab-kernel-"))  # 0700: the grader's alone
-        shutil.copytree(folder, self.stage / "notebook", symlinks=True)  # a link leads nowhere inside
+        stage = self.stage  # never copied into itself (a TMPDIR inside the notebook's folder)
+        ignore = lambda parent, names: [n for n in names if Path(parent, n) == stage]  # noqa: E731
+        shutil.copytree(folder, stage / "notebook", symlinks=True, ignore=ignore)  # a link leads nowhere inside
         (self.stage / "kernel").mkdir()
         shutil.copyfile(connection, self.stage / "kernel" / "kernel.json")
         uid = None

@@ -29,7 +29,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +101,7 @@ class Runner:
 
 def _lock_dir() -> Path:
     """A folder of root's alone for the runner locks (never one another user made or could swap)."""
-    folder = Path(tempfile.gettempdir()) / "concurrency-lab-runners"
+    folder = Path("/tmp/concurrency-lab-runners")  # one for the machine, whatever TMPDIR a grading has
     with contextlib.suppress(FileExistsError):
         folder.mkdir(mode=0o700)
     info = folder.lstat()
