@@ -32,7 +32,8 @@ def cmd_course(args: argparse.Namespace) -> int:
         console = Console()
         students = course.find_students(args.course, args.assignment, args.student)
         progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("{task.description}"), console=console)  # fmt: skip
+                            TextColumn("{task.description}"), console=console,
+                            disable=not console.is_terminal)  # fmt: skip  # a log gets the students' lines alone
         with progress:
             task = progress.add_task("", total=len(students))
 
