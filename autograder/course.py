@@ -140,22 +140,6 @@ def environment() -> dict[str, str]:
     return {**os.environ, "PATH": path}
 
 
-def nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run an nbgrader command in the course folder; CourseError with its last lines if it fails."""
-    run = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=course,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment(),
-    )
-    if run.returncode != 0:
-        tail = "\n".join((run.stdout + run.stderr).strip().splitlines()[-15:])
-        raise CourseError(f"nbgrader {' '.join(args)} failed:\n{tail}")
-    return run
-
-
 GRADER_FAULT = 3  # python -m autograder grade's exit status when the grader itself failed
 
 

@@ -252,14 +252,7 @@ class Server:
         """command, started through launch.py under self.limits (as uid, where given)."""
         assert self.limits is not None
         self.groups = ControlGroups(f"concurrency-lab-{self.tag}", self.limits)
-        rlimits = {"RLIMIT_AS": self.limits.memory, "RLIMIT_FSIZE": self.limits.output}
-        rlimits["RLIMIT_CPU"] = self.limits.cpu_seconds
-        rlimits["RLIMIT_NOFILE"] = self.limits.open_files
-        if uid is not None:  # a uid of its own: the cap counts its processes and threads, orphans included
-            rlimits["RLIMIT_NPROC"] = self.limits.tasks
-        elif os.geteuid() != 0:  # counts every process of the user: leave room for those already running
-            rlimits["RLIMIT_NPROC"] = _user_processes() + self.limits.tasks
-        return [*launcher(uid, self.groups.paths, rlimits), "--", *command]
+        return [*launcher(uid, self.groups.paths, rlimits(self.limits, uid)), "--", *command]
 
     def _sandboxed_server(self) -> int:
         """The server's own pid: in bubblewrap's PID namespace, bubblewrap's init is 1 and the server 2."""
@@ -424,6 +417,17 @@ class Server:
         if self.groups is not None and not survivors:
             self.groups.remove()
         return sorted(set(survivors))
+
+
+def rlimits(limits: Limits, uid: int | None) -> dict[str, int]:
+    """The rlimits of launch.py for untrusted code under limits (as uid, where given)."""
+    chosen = {"RLIMIT_AS": limits.memory, "RLIMIT_FSIZE": limits.output, "RLIMIT_CPU": limits.cpu_seconds}
+    chosen["RLIMIT_NOFILE"] = limits.open_files
+    if uid is not None:  # a uid of its own: the cap counts its processes and threads, orphans included
+        chosen["RLIMIT_NPROC"] = limits.tasks
+    elif os.geteuid() != 0:  # counts every process of the user: leave room for those already running
+        chosen["RLIMIT_NPROC"] = _user_processes() + limits.tasks
+    return chosen
 
 
 def launcher(uid: int | None = None, cgroups: Iterable[Path] = (), rlimits: dict[str, int] | None = None) -> list[str]:

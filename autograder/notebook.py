@@ -33,7 +33,7 @@ import psutil
 from jupyter_client.provisioning import LocalProvisioner
 
 from autograder import sandbox
-from autograder.harness import LAUNCH, Limits, launcher
+from autograder.harness import LAUNCH, Limits, launcher, rlimits
 
 NAME = "concurrency-lab-sandbox"  # the provisioner's entry point name (pyproject.toml)
 NOTEBOOK = "/notebook"  # the copy of the notebook's folder, inside the sandbox
@@ -54,17 +54,16 @@ class SandboxedProvisioner(LocalProvisioner):
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> dict:
         connection = self.parent.connection_file
         folder = Path(kwargs.get("cwd") or os.getcwd())
-        self.stage = Path(tempfile.mkdtemp(prefix="concurrency-lab-kernel-"))  # 0700: the grader's alone
-        stage = self.stage  # never copied into itself (a TMPDIR inside the notebook's folder)
-        ignore = lambda parent, names: [n for n in names if Path(parent, n) == stage]  # noqa: E731
+        stage = self.stage = Path(tempfile.mkdtemp(prefix="concurrency-lab-kernel-"))  # 0700: the grader's alone
+        ignore = lambda parent, names: [n for n in names if Path(parent, n) == stage]  # noqa: E731  (a TMPDIR inside)
         shutil.copytree(folder, stage / "notebook", symlinks=True, ignore=ignore)  # a link leads nowhere inside
-        (self.stage / "kernel").mkdir()
-        shutil.copyfile(connection, self.stage / "kernel" / "kernel.json")
+        (stage / "kernel").mkdir()
+        shutil.copyfile(connection, stage / "kernel" / "kernel.json")
         uid = None
         if os.geteuid() == 0:
             self.runner = sandbox.claim_runner()
             uid = self.runner.uid
-            for path in [self.stage, *self.stage.rglob("*")]:
+            for path in [stage, *stage.rglob("*")]:
                 os.chown(path, uid, uid, follow_symlinks=False)
         inside = [arg.replace(connection, f"{CONNECTION}/kernel.json") for arg in cmd]
         command = self._isolated(uid)
@@ -88,11 +87,7 @@ class SandboxedProvisioner(LocalProvisioner):
         view += ["--perms", "0755", "--dir", "/run", "--ro-bind", str(self.stage / "kernel"), CONNECTION]
         for name, value in sandbox.environment("/tmp", {}).items():
             view += ["--setenv", name, value]
-        rlimits = {"RLIMIT_AS": LIMITS.memory, "RLIMIT_FSIZE": LIMITS.output, "RLIMIT_CPU": LIMITS.cpu_seconds}
-        rlimits["RLIMIT_NOFILE"] = LIMITS.open_files
-        if uid is not None:  # a uid of its own: the cap counts its processes and threads
-            rlimits["RLIMIT_NPROC"] = LIMITS.tasks
-        return [sandbox.BWRAP, *view, *launcher(uid, (), rlimits), "--"]
+        return [sandbox.BWRAP, *view, *launcher(uid, (), rlimits(LIMITS, uid)), "--"]
 
     async def send_signal(self, signum: int) -> None:
         """An interrupt reaches the kernel itself (bubblewrap passes no signal into the sandbox)."""
