@@ -67,9 +67,12 @@ def connect(address: Address, timeout: float = 5.0, receive_buffer: int = 0) -> 
     return sock
 
 
-def read_until_close(sock: socket.socket, timeout: float, whole_reply: bool = False) -> tuple[bytes, bool, str]:
+def read_until_close(
+    sock: socket.socket, timeout: float, whole_reply: bool = False, close_within: float | None = None
+) -> tuple[bytes, bool, str]:
     """(what the server sent, whether it closed, a connection error) until it closes, or until timeout
-    seconds pass; with whole_reply, also stop once a reply with its whole Content-Length body is in."""
+    seconds pass; with whole_reply, also stop once a reply with its whole Content-Length body is in;
+    with close_within, wait only that long for the close once the whole reply is in."""
     data, deadline = bytearray(), time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         sock.settimeout(left)
@@ -82,16 +85,24 @@ def read_until_close(sock: socket.socket, timeout: float, whole_reply: bool = Fa
         if not chunk:
             return bytes(data), True, ""
         data += chunk
-        if whole_reply and Reply(bytes(data)).complete:
-            break
+        if (whole_reply or close_within is not None) and Reply(bytes(data)).complete:
+            if whole_reply:
+                break
+            deadline, close_within = time.monotonic() + close_within, None
     return bytes(data), False, ""
 
 
 def exchange(
-    address: Address, *pieces: bytes, pause: float = 0.05, timeout: float = 5.0, whole_reply: bool = False
+    address: Address,
+    *pieces: bytes,
+    pause: float = 0.05,
+    timeout: float = 5.0,
+    whole_reply: bool = False,
+    close_within: float | None = None,
 ) -> Reply:
     """Send pieces (pausing between them, so that they arrive apart), then read until the server closes
-    (or, with whole_reply, until the reply is complete by its Content-Length)."""
+    (or, with whole_reply, until the reply is complete by its Content-Length; with close_within, for at
+    most that long after it is complete)."""
     start = time.monotonic()
     try:
         with connect(address, timeout) as sock:
@@ -100,7 +111,7 @@ def exchange(
                 if i:
                     time.sleep(pause)
                 sock.sendall(piece)
-            raw, closed, error = read_until_close(sock, timeout, whole_reply)
+            raw, closed, error = read_until_close(sock, timeout, whole_reply, close_within)
     except OSError as exc:
         return Reply(error=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - start)
     return Reply(raw, closed, time.monotonic() - start, error)

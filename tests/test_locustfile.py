@@ -28,11 +28,13 @@ def locust(server, tmp_path, seconds: int = 3) -> dict:
 def test_every_reference_server_passes_a_short_load_with_no_failure(start_server, mode, tmp_path):
     server = start_server(mode)
     result = locust(server, tmp_path)
-    if result["requests"] < 200:  # as the load check does: a busy machine can starve locust, so once more
+    if result["requests"] < 100:  # as the load check does: a busy machine can starve locust, so once more
         (tmp_path / "again").mkdir()
         result = locust(server, tmp_path / "again")
     assert result["failures"] == 0 and result["errors"] == {} and result["exit"] == 0
-    assert result["requests"] >= 200  # 20 users, a request every 0.05-0.1 s, for 3 s: 800 at most
+    # 20 users for 3 s: up to 800 requests with the waits of 0.05-0.1 s asked for, at most 80 with the
+    # locustfile's own between(1, 5) (the floor tells them apart; a starved locust served 149 here)
+    assert result["requests"] >= 100
     assert 0 < result["median_ms"] <= result["p90_ms"] <= result["max_ms"]
 
 

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from autograder import ALL_MODES
+from autograder.checks import check_protocol
 from autograder.client import Reply, connect, exchange, get, read_until_close, reset
 
 
@@ -23,8 +24,14 @@ def test_reply_is_an_http_message_with_crlf_headers_and_the_request_echoed(start
 def test_connection_closes_right_after_the_reply(start_server, any_mode):
     server = start_server(any_mode)
     for _ in range(3):  # the parent-keeps-the-socket bug shows from the second request on
-        reply = exchange(server.address, get(), timeout=1.0)
-        assert reply.closed and reply.seconds < 1.0, reply
+        reply = exchange(server.address, get(), timeout=5.0, close_within=1.0)
+        assert reply.complete and reply.closed, reply
+
+
+def test_the_close_check_counts_its_second_from_the_reply_not_from_the_request(start_server):
+    """A busy machine can delay a correct reply past 1 s: the close that follows it is still on time."""
+    server = start_server("multithread", "--work-ms", "1200", "--work-kind", "io")
+    check_protocol.check_connection_closes_after_reply(lambda mode: server, "multithread")  # raises if it deducts
 
 
 def test_request_in_three_pieces_is_read_whole(start_server, any_mode):

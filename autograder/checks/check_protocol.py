@@ -69,11 +69,11 @@ def check_connection_closes_after_reply(serve, mode):
     """The connection closes right after the reply"""
     server = serve(mode)
     for i in range(3):  # a parent that keeps its copy shows from the first request on
-        reply = exchange(server.address, get(f"/{i}"), timeout=1.0)
+        reply = exchange(server.address, get(f"/{i}"), timeout=2.0, close_within=1.0)
         expect(reply.raw, f"request {i + 1} of 3 got {seen(reply)}")
         expect(
             reply.closed,
-            f"request {i + 1} of 3 got its reply, but the client never saw the connection close within 1 s: "
+            f"request {i + 1} of 3 got its reply, but the client never saw the connection close within 1 s of it: "
             + CLOSE_HINT.get(mode, CLOSE_HINT_DEFAULT),
         )
 
