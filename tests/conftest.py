@@ -10,17 +10,19 @@ from pathlib import Path
 
 import psutil
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from autograder import ALL_MODES, KIT, MODES, OPTIONAL_FILES, SERVER_FILES, SOLUTION
 from autograder.harness import TAG, Server
 
 StartServer = Callable[..., Server]
 
-# The longest files first (measured with --durations=0): pytest-xdist hands each worker a file at a time,
-# in the order collected (--no-loadscope-reorder: not the files with most tests first), and a long file
-# handed out last would run alone at the end.
+# pytest-xdist hands out the tests one at a time (two ahead per worker), in the order collected, except the
+# files whose module-scoped fixtures are expensive: each of those goes whole to one worker. The longest
+# first (measured with --durations=0): a long one handed out last would run alone at the end.
+WHOLE_FILES = ("test_course.py", "test_bundles.py")
 LONGEST_FIRST = (
-    "test_course.py", "test_grader.py", "test_bugs.py", "test_docs.py", "test_handouts.py", "test_report_style.py",
+    "test_course.py", "test_docs.py", "test_handouts.py", "test_grader.py", "test_report_style.py", "test_bugs.py",
     "test_attacks.py", "test_nbgrader_config.py", "test_bundles.py",
 )  # fmt: skip
 
@@ -28,6 +30,20 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
+
+
+class ByTestOrWholeFile(LoadScopeScheduling):
+    """xdist's scheduling by scope, a scope being a test, or a file of WHOLE_FILES (xdist's own
+    `--dist loadgroup` no longer groups on pytest 9.2: pytest-dev/pytest-xdist#1386)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        file = nodeid.split("::", 1)[0]
+        return file if Path(file).name in WHOLE_FILES else nodeid
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> ByTestOrWholeFile | None:
+    return ByTestOrWholeFile(config, log) if config.getvalue("dist") == "load" else None
 
 
 @pytest.fixture
