@@ -253,7 +253,7 @@ def run_checks(
         grader.advice = advice(intake.patterns)
         args = _pytest_args(Path(tmp))
         args += ["-v"] if verbose else ["-p", "no:terminal"]
-        # a worker costs about a second of start-up: side by side only with three checks or more for each
+        # a worker costs about half a second of CPU to start: side by side only with three checks or more for each
         jobs = min(jobs, len(collect(settings, strict=False)) // CHECKS_PER_WORKER) if jobs > 1 else 1
         if jobs > 1:  # checks side by side, in pytest-xdist workers (each check starts servers of its own)
             settings.save(Path(tmp) / "settings.json")
