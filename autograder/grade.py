@@ -257,9 +257,8 @@ def run_checks(
         jobs = min(jobs, len(collect(settings, strict=False)) // CHECKS_PER_WORKER) if jobs > 1 else 1
         if jobs > 1:  # checks side by side, in pytest-xdist workers (each check starts servers of its own)
             settings.save(Path(tmp) / "settings.json")
-            args += ["-n", str(jobs), "--dist", DIST, "--lab-settings", str(Path(tmp) / "settings.json")]
-        else:
-            args += ["-p", "no:xdist"]
+            args += ["-p", "xdist.plugin", "-n", str(jobs), "--dist", DIST]
+            args += ["--lab-settings", str(Path(tmp) / "settings.json")]
         with progress, sigterm_interrupts():
             code = pytest.main(args, plugins=[grader])
         if keep_logs is not None:
@@ -284,7 +283,7 @@ def collect(settings: Settings | None = None, strict: bool = True) -> list[Resul
     (else an empty list: the grading itself then says what went wrong)."""
     with tempfile.TemporaryDirectory(prefix="concurrency-lab-") as tmp:
         grader = Grader(settings or Settings(str(ASSIGNMENT), tmp))  # its files say which modes exist
-        args = [*_pytest_args(Path(tmp)), "--collect-only", "-p", "no:terminal", "-p", "no:xdist"]
+        args = [*_pytest_args(Path(tmp)), "--collect-only", "-p", "no:terminal"]
         code = pytest.main(args, plugins=[grader])
     if (code != pytest.ExitCode.OK or grader.problems) and not strict:
         return []
@@ -302,5 +301,5 @@ def _pytest_args(tmp: Path) -> list[str]:
     """pytest's arguments for the checks: the grader's own settings file, never a submission's, and only
     the plugins the grader uses (not every installed one: anyio's alone costs a worker 0.2 s of CPU)."""
     args = [str(CHECKS), "-c", str(CHECKS / "pytest.ini"), "--rootdir", str(CHECKS), "--disable-plugin-autoload"]
-    args += ["-p", "autograder.plugin", "-p", "pytest_timeout", "-p", "xdist.plugin"]
+    args += ["-p", "autograder.plugin", "-p", "pytest_timeout"]  # and xdist's, for checks side by side
     return [*args, "--basetemp", str(tmp / "pytest")]
