@@ -374,6 +374,16 @@ class Server:
         helpers = {p.pid for p in root.children() if any(h in " ".join(_cmdline(p)) for h in HELPERS)}
         return [p for p in root.children(recursive=True) if p.pid not in helpers and sandbox.alive(p)]
 
+    def zombies(self) -> list[psutil.Process]:
+        """The server's children that have ended and that it has not reaped (a child that ends and is
+        reaped while we look is none of them: psutil then finds no such process)."""
+        found = []
+        for child in self.process().children():
+            with contextlib.suppress(psutil.Error):
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    found.append(child)
+        return found
+
     def tree(self) -> list[psutil.Process]:
         """Every live process of this server: itself, its descendants, and any process with its tag."""
         found: dict[int, psutil.Process] = {}

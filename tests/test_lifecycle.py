@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from autograder import ALL_MODES, SOLUTION
@@ -185,3 +186,23 @@ def test_closing_the_listener_puts_back_the_signal_handlers_it_replaced():
     )
     run = subprocess.run([sys.executable, "-c", code, str(SOLUTION)], capture_output=True, text=True, timeout=30)
     assert run.stdout.strip() == "restored", run.stderr
+
+
+def test_zombies_are_the_unreaped_children_and_a_child_reaped_while_looked_at_is_none(tmp_path, monkeypatch):
+    """Server.zombies() on two children of this test: one ended and never reaped, one reaped after it was
+    listed (psutil then finds no such process: the hygiene check once stopped there, a grader fault)."""
+    unreaped = subprocess.Popen([sys.executable, "-c", "pass"])
+    reaped = subprocess.Popen([sys.executable, "-c", "pass"])
+    listed = psutil.Process(reaped.pid)
+    reaped.wait()
+    try:
+        deadline = time.monotonic() + 10
+        while psutil.Process(unreaped.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the child never ended"
+            time.sleep(0.02)
+        server = Server(SOLUTION / "single_server.py", [], log_dir=tmp_path)  # never started: its children given
+        children = [psutil.Process(unreaped.pid), listed]
+        monkeypatch.setattr(server, "process", lambda: type("Tree", (), {"children": lambda self: children})())
+        assert [child.pid for child in server.zombies()] == [unreaped.pid]
+    finally:
+        unreaped.wait()

@@ -7,6 +7,7 @@ import time
 from autograder.checks.probes import accepted, eventually, plural, seen, served
 from autograder.client import connect, exchange, get, read_until_close
 from autograder.marks import Deduction, check, expect
+from autograder.sandbox import alive
 
 POOL_WORKERS = 8  # threadpool_server.py's default --workers
 BURST = 200  # requests, one after another
@@ -24,8 +25,7 @@ def check_burst_leaves_nothing(serve, mode):
         threads = max(threads, POOL_WORKERS + 1)
 
     def settled() -> bool:
-        zombies = any(c.status() == "zombie" for c in process.children())
-        return not zombies and not server.workers() and process.num_threads() <= threads
+        return not server.zombies() and not server.workers() and process.num_threads() <= threads
 
     fds = []  # after 200 requests, then after 400: a leak grows with them; a constant few more is no leak
     for burst in range(2):
@@ -36,7 +36,7 @@ def check_burst_leaves_nothing(serve, mode):
                 f"request {burst * BURST + i + 1} of {2 * BURST}, sent one after another, got {seen(reply)}",
             )
         eventually(settled, 3.0)
-        zombies = [c for c in process.children() if c.status() == "zombie"]
+        zombies = server.zombies()
         expect(
             not zombies,
             f"after {(burst + 1) * BURST} requests, {len(zombies)} finished children were never reaped (zombies): "
@@ -118,7 +118,7 @@ def check_graceful_shutdown(serve, mode):
             + (": the code after the accept loop must work when no client ever came" if "no client" in case else ""),
         )
         expect(
-            eventually(lambda s=server: not any(p.pid != s.pid and p.status() != "zombie" for p in s.tree()), 2.0),
+            eventually(lambda s=server: not any(p.pid != s.pid and alive(p) for p in s.tree()), 2.0),
             f"after {case}, processes of the server were still running once it had exited",
         )
 
