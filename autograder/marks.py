@@ -23,6 +23,11 @@ class Deduction(AssertionError):
     """The submission loses the check's points; the message is the feedback, in a student's terms."""
 
 
+class GraderStarved(Exception):
+    """The grading machine was too busy for the evidence to decide (the grader's own timers fired late):
+    a fault of the grading, never a deduction; the message says what was seen."""
+
+
 def expect(condition: object, feedback: str) -> None:
     """Deduct the check's points with this feedback unless condition holds."""
     if not condition:

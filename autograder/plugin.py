@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import ALL_MODES, MODES, OPTIONAL_MODES, sandbox
+from autograder import ALL_MODES, MODES, OPTIONAL_MODES, machine, sandbox
 from autograder.harness import Limits, Server, ServerError
-from autograder.marks import CATEGORIES, HIDDEN_POINTS, Deduction, expect
+from autograder.marks import CATEGORIES, HIDDEN_POINTS, Deduction, GraderStarved, expect
 from autograder.results import Result, number_results
 
 CHECKS = Path(__file__).with_name("checks")
@@ -26,6 +26,8 @@ SERVERS = pytest.StashKey[list[Server]]()  # the servers a check started, to exp
 OUTCOME = pytest.StashKey[tuple[str, str]]()  # (status, feedback)
 STARTED = pytest.StashKey[float]()
 READY_TIMEOUT = 10.0  # seconds a server may take to print its ready line
+FROZEN = 0.5  # seconds late the grader's own timers may fire during a check before its deduction is in doubt
+ATTEMPTS = 3  # tries of a check whose grader did not keep time, before that is a fault of the grading
 
 
 @dataclass
@@ -83,6 +85,7 @@ class Grader:
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[GRADER] = self
+        machine.clock()  # from now on, this process knows how late its own timers fire
 
     @property
     def over_time(self) -> bool:
@@ -147,6 +150,27 @@ class Grader:
         return (yield)
 
     @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool:
+        """Run the check; if it deducts points while the grader's own timers fired late (the grader was
+        starved of CPU, or stopped: what it timed is then in doubt), run it again with new servers, up to
+        ATTEMPTS times; then the grading machine was too busy, which is a fault of the grading."""
+        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        for _ in range(ATTEMPTS):
+            began, failures = time.monotonic(), dict(self.start_failures)
+            try:
+                pyfuncitem.obj(**args)
+                return True
+            except Deduction as exc:
+                late = machine.clock().worst_lateness(began)
+                if late <= FROZEN:
+                    raise
+                doubt = f"{exc} (while the grader's own timers fired up to {late:.1f} s late)"
+            for server in pyfuncitem.stash.get(SERVERS, []):  # the next try starts its own
+                server.kill()
+            self.start_failures = failures  # a server that did not start in time may start now
+        raise GraderStarved(f"the grading machine was too busy to judge this check in {ATTEMPTS} tries: {doubt}")
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         mode = _param(item, "mode")
         if mode in self.broken:
@@ -184,6 +208,8 @@ class Grader:
         servers = item.stash.get(SERVERS, [])
         if isinstance(exc, Deduction):
             return "failed", str(exc) + _explain(servers)
+        if isinstance(exc, GraderStarved):
+            return "error", f"grader fault in {item.nodeid}: {exc}"
         if isinstance(exc, ConnectionError | TimeoutError):  # the server broke a connection mid-check
             feedback = f"the server broke the connection ({type(exc).__name__}) in the middle of the check"
             return "failed", feedback + _explain(servers)

@@ -1,0 +1,168 @@
+"""A busy machine changes the time of a grading, never the grade: the reference gets 100 at half a CPU and
+beside CPU hogs; a server slow on purpose loses the load check alone, and a load generator that cannot
+keep time makes the grading a grader fault, never a deduction."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autograder import KIT, SOLUTION, machine
+from autograder.harness import launcher
+
+from conftest import leftovers, mutant
+
+RUN = f"fair-{os.getpid()}-"  # the tag prefix of these tests' servers
+SLOW_FOR_LOCUST = "        if b'python-requests' in request:  # locust's client: every reply 2 s late\n"
+
+
+@contextlib.contextmanager
+def cpu_quota(cpus: float) -> Iterator[machine.CpuQuota]:
+    """A control group of `cpus` CPUs for the test's processes, removed afterwards; skip where none can be made."""
+    if os.geteuid() != 0:
+        pytest.skip("a CPU quota needs root")
+    try:
+        quota = machine.CpuQuota(cpus, f"concurrency-lab-test-{uuid.uuid4().hex[:12]}")
+    except OSError as exc:
+        pytest.skip(f"no CPU controller to write here: {exc}")
+    try:
+        yield quota
+    finally:
+        quota.remove()
+
+
+@contextlib.contextmanager
+def hogs(count: int, quota: machine.CpuQuota) -> Iterator[None]:
+    """count processes that spin on the CPU inside quota, as `stress-ng --cpu` would; killed afterwards."""
+    spinning = [
+        subprocess.Popen([*launcher(cgroups=[quota.path]), "--", sys.executable, "-c", "while True: pass"])
+        for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for process in spinning:
+            process.kill()
+            process.wait(10)
+
+
+def grade(submission: Path, out: Path, *options: str, prefix: tuple[str, ...] = (), **popen) -> subprocess.Popen:
+    """A grading of submission, started (its results.json at out); prefix: a command it runs under."""
+    command = [*prefix, sys.executable, "-m", "autograder", "grade", str(submission), "--json", str(out), *options]
+    env = {**os.environ, "COLUMNS": "200", "CONCURRENCY_LAB_TAG_PREFIX": RUN}
+    return subprocess.Popen(command, cwd=KIT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(run: subprocess.Popen, timeout: float = 400) -> str:
+    """What the grading printed, once it has ended (killed if it runs past timeout)."""
+    try:
+        printed, _ = run.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        printed, _ = run.communicate()
+        pytest.fail(f"the grading ran past {timeout} s: {printed[-2000:]}")
+    return printed
+
+
+def lost(results: dict) -> dict[str, str]:
+    return {t["name"]: t["output"] for t in results["tests"] if t["score"] < t["max_score"]}
+
+
+def test_the_reference_scores_100_at_half_a_cpu(tmp_path):
+    """Gradescope's default allotment: half a CPU, the grader, its servers and locust all inside it."""
+    with cpu_quota(0.5) as quota:
+        run = grade(SOLUTION, tmp_path / "results.json", prefix=(*launcher(cgroups=[quota.path]), "--"))
+        printed = finish(run)
+    assert run.returncode == 0, printed[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["score"] == 100, lost(results)
+    assert "fault" not in results["output"]
+    assert not leftovers(RUN)
+
+
+def test_the_reference_scores_100_beside_cpu_hogs(tmp_path):
+    """Three CPU hogs beside the grading, all in one CPU: four times as much wants the CPU as it has."""
+    with cpu_quota(1.0) as quota, hogs(3, quota):
+        run = grade(SOLUTION, tmp_path / "results.json", prefix=(*launcher(cgroups=[quota.path]), "--"))
+        printed = finish(run)
+    assert run.returncode == 0, printed[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["score"] == 100, lost(results)
+    assert not leftovers(RUN)
+
+
+def test_a_grading_counts_the_cpus_its_quota_and_affinity_allow():
+    ask = [sys.executable, "-c", "from autograder import machine; print(machine.cpus(), machine.default_jobs())"]
+    with cpu_quota(0.5) as quota:
+        half = subprocess.run([*launcher(cgroups=[quota.path]), "--", *ask], capture_output=True, text=True, timeout=60)
+    assert half.stdout.split() == ["0.5", "1"], half.stderr  # half a CPU runs one check at a time
+    one_core = subprocess.run(["taskset", "-c", "0", *ask], capture_output=True, text=True, timeout=60)
+    assert one_core.stdout.split() == ["1.0", "2"], one_core.stderr
+
+
+def slow_for_locust(folder: Path) -> Path:
+    """The reference, but every reply to locust's client comes 2 s late (the grader's own clients: at once)."""
+    reply = "        conn.sendall(build_reply(request))\n"
+    return mutant(folder, "handler.py", reply, f"{SLOW_FOR_LOCUST}            time.sleep(2)\n{reply}")
+
+
+def test_a_server_slow_under_load_loses_the_load_check_alone(tmp_path):
+    run = grade(slow_for_locust(tmp_path / "slow"), tmp_path / "results.json", "--mode", "multithread")
+    printed = finish(run)
+    assert run.returncode == 0, printed[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    (name, feedback), *others = lost(results).items()
+    assert not others and name.startswith("Load:"), lost(results)
+    assert "the median reply took 2" in feedback and "while the grader kept time" in feedback
+    assert not leftovers(RUN)
+
+
+def sending(proc: psutil.Process) -> bool:
+    """Whether a locust process has begun its run: it holds connections (its clock runs from then on)."""
+    return any(c.status == psutil.CONN_ESTABLISHED for c in proc.net_connections("tcp"))
+
+
+def test_a_load_generator_that_cannot_keep_time_is_a_grader_fault_not_a_deduction(tmp_path):
+    """Each locust run is stopped for a second (SIGSTOP, then SIGCONT) while it waits for the slow replies:
+    its own timers fire late, so the slowness it saw may be its own. The same submission, with locust left
+    alone, loses the check (above)."""
+    options = ("--mode", "multithread", "--check", "load")
+    run = grade(slow_for_locust(tmp_path / "slow"), tmp_path / "results.json", *options)
+    stopped: set[int] = set()
+    done = threading.Event()
+
+    def stop_each_locust() -> None:  # only processes of the grading this test started
+        while not done.is_set():
+            with contextlib.suppress(psutil.Error):
+                for proc in psutil.Process(run.pid).children(recursive=True):
+                    if proc.pid not in stopped and "locust" in proc.cmdline() and sending(proc):
+                        stopped.add(proc.pid)
+                        proc.send_signal(signal.SIGSTOP)
+                        time.sleep(1.0)
+                        proc.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=stop_each_locust, daemon=True)
+    watcher.start()
+    try:
+        printed = finish(run)
+    finally:
+        done.set()
+        watcher.join(5)
+    assert run.returncode == 3, printed[-3000:]  # a grader fault: `course grade` tries it again
+    results = json.loads((tmp_path / "results.json").read_text())
+    (test,) = results["tests"]
+    assert test["score"] == 0 and "The grader had a fault, so this is not a grade" in results["output"]
+    assert "too busy to judge the load" in results["output"] and "median reply" not in test["output"]
+    assert len(stopped) == 3  # every run was disturbed, and each was tried
+    assert not leftovers(RUN)
