@@ -177,7 +177,7 @@ def cmd_rubric(args: argparse.Namespace) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from autograder import grade, results, sandbox
+    from autograder import grade, machine, results, sandbox
 
     console = Console()
     if args.json:
@@ -193,7 +193,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
             keep_logs=args.keep_logs,
             isolation=args.isolation,
             require_isolation=args.require_isolation,
-            jobs=args.jobs,
+            jobs=args.jobs or machine.default_jobs(),
             time_limit=args.time_limit,
         )
     except grade.NotGradable as exc:
@@ -327,9 +327,8 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--jobs",
         type=positive,
-        default=4,
-        help="checks run side by side, in pytest-xdist workers (default: %(default)s, one per three checks at most; "
-        "1: one after another)",
+        help="checks run side by side, in pytest-xdist workers (default: two per CPU this grading may use, counting "
+        "its affinity and CPU quota, at most 4 and one per three checks; 1: one after another)",
     )
     grade.add_argument(
         "--time-limit",
