@@ -166,3 +166,57 @@ def test_a_load_generator_that_cannot_keep_time_is_a_grader_fault_not_a_deductio
     assert "too busy to judge the load" in results["output"] and "median reply" not in test["output"]
     assert len(stopped) == 3  # every run was disturbed, and each was tried
     assert not leftovers(RUN)
+
+
+def the_server(command: list[str]) -> bool:
+    """Whether a command line is the server's own (`python -u …multithread_server.py …`), not the launcher's
+    or bubblewrap's, which carry it as arguments."""
+    return command[1:2] == ["-u"] and command[2:3] != [] and command[2].endswith("multithread_server.py")
+
+
+def one_at_a_time(folder: Path) -> Path:
+    """The multithread server, but it waits for each client's thread before it takes the next."""
+    start = "        thread.start()\n"
+    return mutant(folder, "multithread_server.py", start, f"{start}        thread.join()\n")
+
+
+@pytest.mark.parametrize("tries_stopped", [1, 3])
+def test_a_check_the_grader_could_not_time_is_tried_again(tmp_path, tries_stopped):
+    """The grader is stopped for a second (SIGSTOP, then SIGCONT) in the first try, or in every try, of a check
+    whose deduction rests on a wait (a server serving one client at a time: a second client gets no reply
+    within 2 s). A deduction stands only from a try in which the grader kept time; with none, the grading is
+    a grader fault."""
+    options = ("--mode", "multithread", "--check", "held_client", "--jobs", "1")
+    run = grade(one_at_a_time(tmp_path / "serial"), tmp_path / "results.json", *options)
+    servers: set[int] = set()
+    done = threading.Event()
+
+    def stop_the_grader_in_each_try() -> None:  # each try starts a server of its own
+        while not done.is_set() and len(servers) < tries_stopped:
+            with contextlib.suppress(psutil.Error):
+                for proc in psutil.Process(run.pid).children(recursive=True):
+                    if proc.pid not in servers and the_server(proc.cmdline()):
+                        servers.add(proc.pid)
+                        time.sleep(0.3)  # the check is under way: its server is up
+                        os.kill(run.pid, signal.SIGSTOP)
+                        time.sleep(1.0)
+                        os.kill(run.pid, signal.SIGCONT)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=stop_the_grader_in_each_try, daemon=True)
+    watcher.start()
+    try:
+        printed = finish(run)
+    finally:
+        done.set()
+        watcher.join(5)
+    results = json.loads((tmp_path / "results.json").read_text())
+    (test,) = results["tests"]
+    assert test["score"] == 0
+    if tries_stopped == 1:  # the second try kept time: its deduction stands
+        assert run.returncode == 0, printed[-3000:]
+        assert "a second client got no reply at all within 2 s" in test["output"]
+    else:
+        assert run.returncode == 3, printed[-3000:]
+        assert "too busy to judge this check in 3 tries" in test["output"]
+    assert not leftovers(RUN)
