@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from autograder import ALL_MODES, ASSIGNMENT, MODES, SOLUTION
@@ -180,8 +181,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from autograder import grade, machine, results, sandbox
 
     console = Console()
-    if args.json:
-        args.json.unlink(missing_ok=True)  # no earlier result may pass for this one
+    for path in (args.json, args.prairielearn):  # no earlier result may pass for this one
+        if path:
+            path.unlink(missing_ok=True)
     try:
         outcome = grade.run_checks(
             args.submission,
@@ -200,11 +202,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print(f"not gradable: {exc}", file=sys.stderr)
         if args.json:
             results.write_not_gradable(args.json, str(exc))
+        if args.prairielearn:
+            results.write_prairielearn_not_gradable(args.prairielearn, str(exc))
         return grade.NOT_GRADABLE
     except sandbox.IsolationError as exc:
         print(f"grader fault: isolation is required and cannot be had here: {exc}", file=sys.stderr)
         return grade.GRADER_FAULT
     grader = outcome.grader
+    if args.prairielearn:
+        interrupted = "Ctrl-C or SIGTERM" if outcome.exit_code == grade.INTERRUPTED else ""
+        results.write_prairielearn(args.prairielearn, grader, time.monotonic() - grader.started, interrupted)
     for shown in results.tables(grader):
         console.print(shown)
     if grader.hidden_not_run:
@@ -263,16 +270,22 @@ def cmd_release(args: argparse.Namespace) -> int:
         f"wrote {len(skeletons)} skeletons to {args.out}"
         + (f" ({', '.join(changed)} changed)" if changed else " (no change)")
     )
-    if args.student_bundle or args.gradescope:
+    if args.student_bundle or args.gradescope or args.prairielearn:
         from autograder import bundles
 
         try:
             if args.student_bundle:
-                files = bundles.student_bundle(args.student_bundle)
+                files = bundles.student_bundle(args.student_bundle, args.out)
                 print(f"wrote {args.student_bundle} ({len(files)} files; `python -m autograder` in it self-checks)")
             if args.gradescope:
-                files = bundles.gradescope_bundle(args.gradescope)
+                files = bundles.gradescope_bundle(args.gradescope, args.out)
                 print(f"wrote {args.gradescope} ({len(files)} files; setup.sh and run_autograder at its root)")
+            if args.prairielearn:
+                image = args.prairielearn_image or bundles.PRAIRIELEARN_IMAGE
+                files = bundles.prairielearn_release(args.prairielearn, image, args.out)
+                print(f"wrote {args.prairielearn} ({len(files)} files; its README.md says what goes where)")
+                if not args.prairielearn_image:
+                    print(f"  its info.json names the image {image}, a placeholder: set --prairielearn-image")
         except release.ReleaseError as exc:
             print(f"release failed: {exc}", file=sys.stderr)
             return 1
@@ -292,12 +305,23 @@ def parser() -> argparse.ArgumentParser:
 
     release = commands.add_parser("release", help="generate the student skeletons in assignment/ from solution/")
     release.add_argument("--solution", type=Path, default=SOLUTION, help="the reference (default: %(default)s)")
-    release.add_argument("--out", type=Path, default=ASSIGNMENT, help="where the skeletons go (default: %(default)s)")
+    release.add_argument(
+        "--out",
+        type=Path,
+        default=ASSIGNMENT,
+        help="where the skeletons go, and the bundles take them (default: %(default)s)",
+    )
     release.add_argument(
         "--check", action="store_true", help="write nothing; fail if --out differs from a fresh generation"
     )
     release.add_argument("--student-bundle", type=Path, metavar="OUT.zip", help="also write the students' zip")
     release.add_argument("--gradescope", type=Path, metavar="OUT.zip", help="also write Gradescope's autograder zip")
+    release.add_argument(
+        "--prairielearn", type=Path, metavar="DIR", help="also write a PrairieLearn question and its grading image"
+    )
+    release.add_argument(
+        "--prairielearn-image", metavar="NAME", help="the grading image on Docker Hub that its info.json names"
+    )
     release.set_defaults(run=cmd_release)
 
     grade = commands.add_parser("grade", help="grade a submission (the default command)")
@@ -309,6 +333,7 @@ def parser() -> argparse.ArgumentParser:
         help="a folder with the four files (default: %(default)s)",
     )
     grade.add_argument("--json", type=Path, metavar="PATH", help="write Gradescope's results.json here")
+    grade.add_argument("--prairielearn", type=Path, metavar="PATH", help="write PrairieLearn's results.json here")
     grade.add_argument("--mode", action="append", choices=ALL_MODES, help="grade only this mode (repeatable)")
     grade.add_argument("--check", action="append", metavar="NAME", help="only checks whose name or category has NAME")
     grade.add_argument("--public", action="store_true", help="leave out the hidden checks (a student's self-check)")

@@ -1,6 +1,7 @@
 """What a grading found, in one place: the Result of each check, the totals (the 100, and the optional
-part beside it), the tables and feedback lines for people, the rubric, and the one writer of
-Gradescope's results.json, used by grade, course and bundles alike."""
+part beside it), the tables and feedback lines for people, the rubric, and the writers of the course
+platforms' results.json: Gradescope's, used by grade, course and bundles alike, and PrairieLearn's, made
+from it (`python -m autograder.results --to-prairielearn`, for its run script)."""
 
 import json
 import os
@@ -179,9 +180,13 @@ def rubric(collected: list[Result]) -> str:
 
 # For course platforms -------------------------------------------------------------------------
 
+NOT_GRADABLE = "not gradable: "  # how a not-gradable result's output begins
+HIDDEN_NOTE = "Hidden from the student, as this is not a grade. "  # Gradescope shows it to staff only
 
-def write_gradescope(path: Path, grader, seconds: float, interrupted: str = "") -> None:
-    """Gradescope's results.json, written whole (atomically), once grading has ended."""
+
+def gradescope(grader, seconds: float, interrupted: str = "") -> dict:
+    """Gradescope's results.json of a grading that has ended. One that holds a grader fault, or was
+    interrupted, is not a grade: it is hidden from the student, whatever its score."""
     total = totals(grader.results)
     output = f"{total.score:g} / {total.max_score:g} points over {len(grader.results)} checks."
     if grader.isolation.warning:
@@ -193,11 +198,12 @@ def write_gradescope(path: Path, grader, seconds: float, interrupted: str = "") 
         output += " The grader had a fault, so this is not a grade: " + "; ".join(grader.problems)
     if interrupted:
         output += f" Grading was interrupted ({interrupted}): the checks that did not run are missing."
-    results = {
+    not_a_grade = bool(grader.problems or interrupted)
+    return {
         "score": total.score,
         "execution_time": round(seconds, 1),
-        "output": output,
-        "visibility": "visible",
+        "output": (HIDDEN_NOTE if not_a_grade else "") + output,
+        "visibility": "hidden" if not_a_grade else "visible",
         "stdout_visibility": "hidden",
         "tests": [
             {
@@ -214,12 +220,84 @@ def write_gradescope(path: Path, grader, seconds: float, interrupted: str = "") 
         ],
         "leaderboard": [],
     }
-    write_atomically(path, results)
+
+
+def write_gradescope(path: Path, grader, seconds: float, interrupted: str = "") -> None:
+    """Gradescope's results.json, written whole (atomically), once grading has ended."""
+    write_atomically(path, gradescope(grader, seconds, interrupted))
+
+
+def not_gradable(reason: str) -> dict:
+    """Gradescope's results.json for a submission that cannot be graded: 0, and why (shown to the student)."""
+    return {"score": 0, "output": f"{NOT_GRADABLE}{reason}", "tests": [], "visibility": "visible"}
 
 
 def write_not_gradable(path: Path, reason: str) -> None:
     """results.json for a submission that cannot be graded: 0, and why (course platforms show it)."""
-    write_atomically(path, {"score": 0, "output": f"not gradable: {reason}", "tests": [], "visibility": "visible"})
+    write_atomically(path, not_gradable(reason))
+
+
+# PrairieLearn's results.json: a score from 0 to 1 (of the 100 points), or "gradable": false, which
+# PrairieLearn records as no grade at all ("invalid, not gradable": no points, no attempt used). Its
+# results element adds the tests' points up for its headline, so the optional part's checks carry 0 of 0
+# (their points in their message); the hidden checks, whose names and feedback only Gradescope's
+# published grades show, are one test.
+
+GRADED, NOT_GRADABLE_EXIT, GRADER_FAULT_EXIT, INTERRUPTED_EXIT = 0, 2, 3, 130  # grade.py's exit statuses
+
+
+def prairielearn(data: dict, exit_status: int) -> dict:
+    """PrairieLearn's results.json from Gradescope's (as this grader wrote it) and the grader's exit
+    status (0 graded, 2 not gradable, 3 a grader fault, 130 interrupted): only 0 gives a score."""
+    message = str(data.get("output", "")).removeprefix(HIDDEN_NOTE)
+    if exit_status == NOT_GRADABLE_EXIT:
+        return {"gradable": False, "message": message, "format_errors": [message.removeprefix(NOT_GRADABLE)]}
+    found = from_gradescope(data)
+    tests = [_prairielearn_test(r) for r in found if not r.hidden]
+    hidden = [r for r in found if r.hidden]
+    if hidden:
+        passed = sum(r.status == "passed" for r in hidden)
+        tests.append(
+            {
+                "name": "Hidden checks",
+                "description": "variants of the checks above: other request sizes, split points, paths, more clients",
+                "points": sum(r.points for r in hidden),
+                "max_points": sum(r.max_points for r in hidden),
+                "message": f"{passed} of {len(hidden)} passed (which ones, and why, is not shown)",
+                "output": "",
+            }
+        )
+    if exit_status != GRADED:
+        why = "grading was stopped before it ended" if exit_status == INTERRUPTED_EXIT else "the grader had a fault"
+        message = f"Not a grade, and not counted: {why} (exit status {exit_status}). {message}"
+        return {"gradable": False, "message": message, "output": "", "tests": tests}
+    total = totals(found)
+    score = total.score / total.max_score if total.max_score else 0.0
+    return {"gradable": True, "score": round(score, 4), "message": message, "output": "", "tests": tests}
+
+
+def _prairielearn_test(r: Result) -> dict:
+    optional = r.category == "optional"
+    beside = f" (optional part, beside the 100: {r.points:g} / {r.max_points:g} points)" if optional else ""
+    return {
+        "name": f"{r.number} {r.name}",
+        "description": CATEGORIES[r.category],
+        "points": 0 if optional else r.points,
+        "max_points": 0 if optional else r.max_points,
+        "message": r.feedback + beside,
+        "output": "",
+    }
+
+
+def write_prairielearn(path: Path, grader, seconds: float, interrupted: str = "") -> None:
+    """PrairieLearn's results.json, written whole (atomically), once grading has ended."""
+    status = INTERRUPTED_EXIT if interrupted else GRADER_FAULT_EXIT if grader.problems else GRADED
+    write_atomically(path, prairielearn(gradescope(grader, seconds, interrupted), status))
+
+
+def write_prairielearn_not_gradable(path: Path, reason: str) -> None:
+    """PrairieLearn's results.json for a submission that cannot be graded: gradable false, and why."""
+    write_atomically(path, prairielearn(not_gradable(reason), NOT_GRADABLE_EXIT))
 
 
 def write_atomically(path: Path, results: dict) -> None:
@@ -228,3 +306,21 @@ def write_atomically(path: Path, results: dict) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(results, indent=2))
     partial.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m autograder.results --to-prairielearn IN OUT --exit-status N`: PrairieLearn's
+    results.json from Gradescope's, for a run script that keeps the grader's own command line."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m autograder.results", description=main.__doc__)
+    parser.add_argument("--to-prairielearn", nargs=2, type=Path, metavar=("IN", "OUT"), required=True)
+    parser.add_argument("--exit-status", type=int, required=True, help="the grader's: 0 graded, 2, 3 or 130 not")
+    args = parser.parse_args(argv)
+    source, out = args.to_prairielearn
+    write_atomically(out, prairielearn(json.loads(source.read_text()), args.exit_status))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
