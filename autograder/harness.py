@@ -10,6 +10,11 @@ cgroup pids controller where it can be used; RLIMIT_NPROC, which holds for a run
 that is not root; else a watchdog), on memory, on open files, on the size of what it writes, and on CPU
 time; and with an Isolation (sandbox.py): as a runner uid of its own, inside bubblewrap, where it can be.
 Teardown then also kills by that uid, and verifies that nothing of it is left.
+
+What the checks look at needs no ptrace rights where it can do without: a grader that is root in a Docker
+container (no CAP_SYS_PTRACE) may not read where a runner uid's descriptors lead, nor its environment. A
+server's sockets are read from /proc/net/tcp and tcp6 (every socket, with its owner's uid: every process
+of a runner uid is its server's), and what must take a server's socket runs as its runner uid.
 """
 
 import contextlib
@@ -47,6 +52,22 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 class ServerError(Exception):
     """The server did not start, or did not behave as a process should (its output tells why)."""
+
+
+class ProbeError(Exception):
+    """The grader cannot see here what a check needs to see of a server: a fault of the grader, not of the
+    submission."""
+
+
+@dataclass(frozen=True)
+class InetSocket:
+    """A TCP socket, as /proc/net/tcp and tcp6 list it."""
+
+    state: str  # "LISTEN", "ESTABLISHED", or the kernel's number for the others
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    uid: int  # of its owner
+    inode: int  # 0 once no process holds it (an accepted connection still queued, a closed one)
 
 
 @dataclass(frozen=True)
@@ -337,35 +358,84 @@ class Server:
         """Give the server's listening socket a send buffer of size bytes, as on a network slower than
         loopback (whose buffer grows to megabytes): the sockets it accepts from then on inherit it. The
         grader sets it on a copy of the socket taken with pidfd_getfd, so that nothing of the server needs
-        to cooperate. Returns "" when done, else why it could not be done here."""
+        to cooperate; where the grader may not take it (a runner uid's process, and no CAP_SYS_PTRACE, as
+        in a Docker container), a probe run as the runner uid takes it. Returns "" when done, else why it
+        could not be done here."""
         try:
-            (fd,) = {c.fd for c in self.process().net_connections("inet") if c.status == "LISTEN" and c.fd >= 0}
-        except (psutil.Error, ValueError):
-            return "the server's listening socket could not be found"
+            listening = [s for s in self._sockets() if s.state == "LISTEN" and s.local[1] == self.port]
+            if len(listening) > 1:  # listening on several addresses: the one it printed
+                listening = [s for s in listening if s.local == self.address]
+            (inode,) = {s.inode for s in listening}
+        except ValueError:
+            return f"the server's socket listening on port {self.port} could not be found"
         try:
-            pidfd = os.pidfd_open(self.pid)
-        except OSError as exc:
-            return f"pidfd_open failed ({exc.strerror})"
+            fd = _socket_descriptors(self.pid).get(inode)
+            if fd is None:
+                return "the server's own process does not hold its listening socket"
+            return _set_send_buffer(self.pid, fd, size)
+        except PermissionError as exc:
+            if self.runner is None or self.isolation is None:
+                return f"the server's descriptors cannot be taken here ({exc.strerror})"
+        found = self._run_as_runner(SHRINK_PROBE, str(self.pid), str(inode), str(size))
+        return found and f"as its runner uid, {found}"
+
+    def _run_as_runner(self, probe: str, *args: str) -> str:
+        """What a probe (a Python script, standard library only) printed, run as the server's runner uid,
+        which may read and take what the server's processes hold; else why it could not run."""
+        assert self.runner is not None and self.isolation is not None
+        command = [*launcher(self.runner.uid), "--", self.isolation.python, "-I", "-S", "-c", probe, *args]
         try:
-            copy = ctypes.CDLL(None, use_errno=True).syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
-            if copy < 0:
-                return f"pidfd_getfd failed ({os.strerror(ctypes.get_errno() or errno.ENOSYS)})"
-            with socket.socket(fileno=copy) as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
-            return ""
-        finally:
-            os.close(pidfd)
+            run = subprocess.run(
+                command, capture_output=True, text=True, timeout=20, cwd="/", env=sandbox.environment("/", {})
+            )
+        except subprocess.TimeoutExpired:
+            return "the probe did not finish within 20 s"
+        if run.returncode != 0:
+            return f"the probe failed ({(run.stderr.strip().splitlines() or [f'exit status {run.returncode}'])[-1]})"
+        return run.stdout.strip()
+
+    def listeners(self) -> list[tuple[str, int]]:
+        """The address of every TCP socket on which the server listens (any of its processes)."""
+        return sorted({s.local for s in self._sockets() if s.state == "LISTEN"})
 
     def connections(self) -> list[tuple[int, tuple[str, int]]]:
-        """(pid, client address) of each connection to the server's port held open by a process of its
-        tree: the evidence that a client was accepted, and by whom."""
+        """(pid, client address) of each connection to the server's port held open by the server: the
+        evidence that a client was accepted, and by whom. The pid is that of a process seen holding it, or
+        0 where the holder cannot be seen: a runner uid's descriptors without CAP_SYS_PTRACE (a Docker
+        container) while it runs more than one process."""
+        holders: dict[int, list[int]] = {}
         held = []
-        for proc in self.tree():
-            with contextlib.suppress(psutil.Error):
-                for c in proc.net_connections("inet"):
-                    if c.laddr and c.laddr[1] == self.port and c.raddr and c.status == "ESTABLISHED":
-                        held.append((proc.pid, tuple(c.raddr)))
+        for s in self._sockets(holders):
+            if s.state == "ESTABLISHED" and s.local[1] == self.port:
+                held += [(pid, s.remote) for pid in holders.get(s.inode, [0])]
         return held
+
+    def _sockets(self, holders: dict[int, list[int]] | None = None) -> list["InetSocket"]:
+        """The server's TCP sockets, from /proc/net/tcp and tcp6, which list every socket of the machine's
+        network with its owner's uid and need no ptrace. As a runner uid, the server owns every socket of
+        that uid that a process holds (every process of the uid is the server's); as the grader's own user,
+        those its processes hold. holders, if given, is filled with the pids seen holding each (by inode)."""
+        holders = {} if holders is None else holders
+        processes = sandbox.processes_of(self.runner.uid) if self.runner else self.tree()
+        hidden = []
+        for proc in processes:
+            try:
+                for inode in _socket_descriptors(proc.pid):
+                    holders.setdefault(inode, []).append(proc.pid)
+            except PermissionError:  # another uid's descriptors, without CAP_SYS_PTRACE
+                hidden.append(proc)
+            except OSError:  # gone meanwhile
+                continue
+        if self.runner is None:
+            if hidden:
+                raise ProbeError(f"the descriptors of the server's process {hidden[0].pid} cannot be read here")
+            return [s for s in inet_sockets() if s.inode in holders]
+        owned = inet_sockets(self.runner.uid)
+        live = [p.pid for p in processes if sandbox.alive(p)]
+        if hidden and len(live) == 1:  # the uid's one process holds them all
+            for s in owned:
+                holders.setdefault(s.inode, live)
+        return owned
 
     def workers(self) -> list[psutil.Process]:
         """The live descendants that serve clients: all but multiprocessing's own helpers (the resource
@@ -385,7 +455,9 @@ class Server:
         return found
 
     def tree(self) -> list[psutil.Process]:
-        """Every live process of this server: itself, its descendants, and any process with its tag."""
+        """Every live process of this server: itself, its descendants, any process of its runner uid, and
+        any process with its tag (where its environment can be read: not another uid's without CAP_SYS_PTRACE,
+        where the runner uid finds those that left the tree)."""
         found: dict[int, psutil.Process] = {}
         with contextlib.suppress(psutil.Error):
             root = psutil.Process(self.pid)
@@ -394,6 +466,8 @@ class Server:
         for pid in self.groups.pids() if self.groups else ():
             with contextlib.suppress(psutil.Error):
                 found.setdefault(pid, psutil.Process(pid))
+        for proc in sandbox.processes_of(self.runner.uid) if self.runner else ():
+            found.setdefault(proc.pid, proc)
         for proc in psutil.process_iter():
             with contextlib.suppress(psutil.Error):
                 if proc.pid not in found and proc.environ().get(TAG) == self.tag:
@@ -446,6 +520,97 @@ def launcher(uid: int | None = None, cgroups: Iterable[Path] = (), rlimits: dict
     launch += [f"--cgroup={path}" for path in cgroups]
     launch += [f"--rlimit={name}={value}" for name, value in (rlimits or {}).items()]
     return launch + ([f"--uid={uid}"] if uid is not None else [])
+
+
+TCP_STATES = {"01": "ESTABLISHED", "0A": "LISTEN"}
+
+
+def inet_sockets(uid: int | None = None) -> list[InetSocket]:
+    """The TCP sockets of this network namespace that a process holds (of uid, if given): readable by
+    any user, unlike another user's /proc/PID/fd."""
+    found = []
+    for family, table in ((socket.AF_INET, "/proc/net/tcp"), (socket.AF_INET6, "/proc/net/tcp6")):
+        with contextlib.suppress(FileNotFoundError), open(table) as lines:
+            next(lines, None)  # the column titles
+            for line in lines:
+                fields = line.split()
+                if len(fields) < 10 or fields[9] == "0" or (uid is not None and fields[7] != str(uid)):
+                    continue
+                found.append(
+                    InetSocket(
+                        TCP_STATES.get(fields[3], fields[3]),
+                        _address(family, fields[1]),
+                        _address(family, fields[2]),
+                        int(fields[7]),
+                        int(fields[9]),
+                    )
+                )
+    return found
+
+
+def _address(family: int, text: str) -> tuple[str, int]:
+    """("127.0.0.1", 8080) from /proc/net/tcp's "0100007F:1F90" (the address in words of the host's byte order)."""
+    host, port = text.split(":")
+    packed = b"".join(int(host[i : i + 8], 16).to_bytes(4, sys.byteorder) for i in range(0, len(host), 8))
+    return socket.inet_ntop(family, packed), int(port, 16)
+
+
+def _socket_descriptors(pid: int) -> dict[int, int]:
+    """{socket inode: descriptor} of a process; PermissionError where its descriptors cannot be read
+    (another uid's, without CAP_SYS_PTRACE: listing them needs no more than root's DAC override, but
+    reading where they lead needs ptrace rights)."""
+    found = {}
+    folder = f"/proc/{pid}/fd"
+    for name in os.listdir(folder):
+        with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+            link = os.readlink(f"{folder}/{name}")
+            if link.startswith("socket:["):
+                found[int(link[8:-1])] = int(name)
+    return found
+
+
+def _set_send_buffer(pid: int, fd: int, size: int) -> str:
+    """Set SO_SNDBUF on a copy of process pid's descriptor fd, taken with pidfd_getfd: "" when done, else
+    why not; PermissionError where this process may not take it."""
+    if not hasattr(os, "pidfd_open"):
+        return "pidfd_open is not available on this system"
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as exc:
+        return f"pidfd_open failed ({exc.strerror})"
+    try:
+        copy = ctypes.CDLL(None, use_errno=True).syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+        if copy < 0:
+            error = ctypes.get_errno() or errno.ENOSYS
+            if error == errno.EPERM:
+                raise PermissionError(error, os.strerror(error))
+            return f"pidfd_getfd failed ({os.strerror(error)})"
+        with socket.socket(fileno=copy) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        return ""
+    finally:
+        os.close(pidfd)
+
+
+SHRINK_PROBE = """
+import ctypes, os, socket, sys
+pid, inode, size = map(int, sys.argv[1:4])
+fd = None
+for name in os.listdir(f"/proc/{pid}/fd"):
+    try:
+        if os.readlink(f"/proc/{pid}/fd/{name}") == f"socket:[{inode}]":
+            fd = int(name)
+    except FileNotFoundError:
+        pass
+pidfd = os.pidfd_open(pid)
+copy = -1 if fd is None else ctypes.CDLL(None, use_errno=True).syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+if fd is None:
+    print("the server's own process does not hold its listening socket")
+elif copy < 0:
+    print(f"pidfd_getfd failed ({os.strerror(ctypes.get_errno())})")
+else:
+    socket.socket(fileno=copy).setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+""".replace("SYS_PIDFD_GETFD", str(SYS_PIDFD_GETFD))
 
 
 def _user_processes() -> int:

@@ -5,6 +5,7 @@ import time
 
 from autograder.checks.probes import seen, served
 from autograder.client import connect, exchange, get, read_until_close, reset
+from autograder.harness import ProbeError
 from autograder.marks import check, expect
 
 RECV_HINT = "keep reading until the blank line \\r\\n\\r\\n that ends the head"
@@ -105,13 +106,14 @@ def check_large_head(serve, mode):
 
 
 @check("protocol", points=1, optional=1)
-def check_whole_reply_to_slow_reader(serve, mode, grading):
+def check_whole_reply_to_slow_reader(serve, mode):
     """A 60 KiB reply to a client that reads late"""
     server = serve(mode)
     untested = server.shrink_send_buffer(SLOW_NETWORK_BUFFER)
-    if untested:  # the reply fits in loopback's buffers: send() and sendall() cannot be told apart here
-        grading.notes["send() or sendall()"] = f"not told apart on this machine: {untested}"
-        return
+    if untested:  # the reply would fit in loopback's buffers: send() and sendall() could not be told apart
+        raise ProbeError(
+            f"the server's send buffer could not be made small here, to tell send() from sendall(): {untested}"
+        )
     request = get("/slow-reader")[:-2] + b"X-Padding: " + b"s" * (60 * 1024) + b"\r\n\r\n"
     with connect(server.address, receive_buffer=SLOW_NETWORK_BUFFER) as sock:
         sock.sendall(request)
