@@ -26,7 +26,7 @@ Address = tuple  # (host, port) of a client, as accept() returns it
 
 HEAD_END = b"\r\n\r\n"  # a blank line ends the head of an HTTP request
 MAX_REQUEST = 64 * 1024  # read at most this many bytes of a request
-IDLE_TIMEOUT = 10.0  # seconds a client may stay silent before we give up on it
+IDLE_TIMEOUT = float(os.environ.get("CONCURRENCY_LAB_IDLE_TIMEOUT", "10"))  # seconds a client may stay silent
 
 
 def read_request(conn: socket.socket) -> bytes:
@@ -337,6 +337,13 @@ def parse_args(description: str, options: tuple[tuple[str, dict], ...]) -> argpa
     parser.add_argument(
         "--work-kind", choices=("io", "cpu"), default="io", help="io: sleep; cpu: compute (default: %(default)s)"
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT,
+        metavar="S",
+        help="seconds a client may stay silent before it is let go (default: %(default)g)",
+    )
     for flag, settings in options:
         parser.add_argument(flag, **settings)
     args = parser.parse_args()
@@ -344,6 +351,8 @@ def parse_args(description: str, options: tuple[tuple[str, dict], ...]) -> argpa
         parser.error(f"--port must be between 0 and 65535, not {args.port}")
     if args.work_ms < 0:
         parser.error(f"--work-ms must not be negative, not {args.work_ms:g}")
+    if not args.idle_timeout > 0:
+        parser.error(f"--idle-timeout must be positive, not {args.idle_timeout:g}")
     return args
 
 
@@ -375,6 +384,9 @@ def run(
     args = parse_args(description.strip().splitlines()[0], options)
     names = [flag.lstrip("-").replace("-", "_") for flag, _ in options]
     extras = {name: getattr(args, name) for name in names}
+    global IDLE_TIMEOUT
+    IDLE_TIMEOUT = args.idle_timeout
+    os.environ["CONCURRENCY_LAB_IDLE_TIMEOUT"] = f"{args.idle_timeout:g}"  # children that import this module anew
     os.environ[WORK_ENV] = f"{args.work_ms:g} {args.work_kind}"
     os.environ[SERVER_ENV] = str(os.getpid())
     try:
@@ -396,3 +408,7 @@ def run(
     finally:
         listener.close()
     log("Server", "Info", "stopped")
+    # serve() has returned: the process ends here and now, as a C program does when main() returns. (The
+    # interpreter would otherwise wait on its own for the threads and child processes that serve() left.)
+    sys.stderr.flush()
+    os._exit(0)

@@ -95,7 +95,7 @@ BUGS = [
         "    except:  # noqa: E722\n        pass\n    child.join()\n",
         "multiprocess",
         "check_graceful_shutdown",
-        "the code after the accept loop must work when no client ever came",
+        "wait for every worker started, before serve() returns",  # run() ends the process once serve() returns
     ),
     Bug(
         "multiprocessing.Process instead of the context's",

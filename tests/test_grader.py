@@ -64,7 +64,7 @@ def test_the_reference_scores_100_with_a_gradescope_results_json(tmp_path):
 
 def test_the_unfilled_skeleton_scores_0_and_says_what_is_missing(tmp_path):
     results, printed, _ = grade(ASSIGNMENT, tmp_path)  # bounded by grade()'s timeout; benchmarks time it
-    assert results["score"] == 0 and len(results["tests"]) == 54  # the 100; the optional part is the skeleton as given
+    assert results["score"] == 0 and len(results["tests"]) == 63  # the 100; the optional part is the skeleton as given
     assert "optional part: not handed in" in printed
     assert "serve() in multiprocess_server.py is not implemented yet" in printed
     assert "grader fault" not in printed

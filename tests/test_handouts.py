@@ -84,5 +84,5 @@ def test_every_shell_block_is_run_by_the_tests_or_says_why_not():
 def test_the_handouts_blocks_run_pasted_in_order_into_one_shell(tmp_path):
     """As a student pastes them (the README's are run by test_docs.py, on another worker)."""
     output = paste_in_order(copy_of_the_kit(tmp_path), HANDOUTS["en"])
-    assert "12 / 12 points" in output  # the grade block, against the reference copied into assignment/
+    assert "13 / 13 points" in output  # the grade block, against the reference copied into assignment/
     assert "end of file after" in output and "TcpExtListenOverflows" in output  # the experiments of section 7

@@ -1,4 +1,4 @@
-"""Resource hygiene: what a server leaves behind, and how it stops. 20 points."""
+"""Resource hygiene: what a server leaves behind, and how it stops. 23 points."""
 
 import signal
 import socket
@@ -160,3 +160,20 @@ def check_listens_only_on_given_host(serve, mode):
         listening == [("127.0.0.1", server.port)],
         f"asked for 127.0.0.1, the server listens on {addresses}: bind to the --host address only",
     )
+
+
+@check("hygiene", points=1)
+def check_silent_client_let_go(serve, mode):
+    """A silent client is let go after the idle timeout"""
+    server = serve(mode, "--idle-timeout", "1")
+    with connect(server.address) as sock:
+        accepted(server, 1)
+        raw, closed, _ = read_until_close(sock, 6.0)
+    expect(
+        closed,
+        "with --idle-timeout 1, a client that connected and sent nothing was still connected 6 s later: a client "
+        "that stays silent must be let go after the idle timeout, or it holds its worker (the single server: "
+        "every client) for ever",
+    )
+    expect(not raw.startswith(b"HTTP/1.1 200"), f"a client that sent nothing got a reply beginning {raw[:40]!r}")
+    served(server, "/after-idle", when="after a silent client was let go")

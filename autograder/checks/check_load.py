@@ -1,4 +1,4 @@
-"""Load: a locust run of the kit's locustfile against each mode. 12 points.
+"""Load: a locust run of the kit's locustfile against each mode. 6 points.
 
 locust runs as a subprocess: importing it here would monkey-patch socket and threading (gevent).
 The run is a set number of requests (USERS users, PER_USER requests each), not a time window: how many
@@ -32,7 +32,7 @@ ATTEMPTS = 3
 BACKSTOP = 60  # seconds locust may run at most (200 requests take under 2 s at half a CPU)
 
 
-@check("load", points=4, optional=2)
+@check("load", points=2, optional=2)
 @pytest.mark.timeout(ATTEMPTS * (BACKSTOP + 30))
 def check_load(serve, mode, grading, tmp_path):
     """Locust, 50 users x 4 requests: every reply correct, at once"""

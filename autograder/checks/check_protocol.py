@@ -1,9 +1,9 @@
-"""Protocol: what goes over the wire, per mode. 12 points per mode."""
+"""Protocol: what goes over the wire, per mode. 13 points per mode."""
 
 import socket
 import time
 
-from autograder.checks.probes import seen, served
+from autograder.checks.probes import eventually, seen, served
 from autograder.client import connect, exchange, get, read_until_close, reset
 from autograder.harness import ProbeError
 from autograder.marks import check, expect
@@ -65,7 +65,7 @@ def check_echo(serve, mode):
     )
 
 
-@check("protocol", points=2, optional=1)
+@check("protocol", points=1, optional=1)
 def check_connection_closes_after_reply(serve, mode):
     """The connection closes right after the reply"""
     server = serve(mode)
@@ -147,7 +147,12 @@ def check_survives_bad_clients(serve, mode):
     server = serve(mode, "--work-ms", "50")
     with connect(server.address) as sock:
         sock.shutdown(socket.SHUT_WR)
-        read_until_close(sock, 2.0)
+        raw, _, _ = read_until_close(sock, 2.0)
+    expect(
+        not raw,
+        f"a client that closed its side without sending anything got a reply beginning {raw[:40]!r}: "
+        "a client that sends nothing gets nothing (nobody is there to read it)",
+    )
     served(server, "/after-empty", when="after an empty connection")
     exchange(server.address, b"\xff\xfe\x00\x80garbage\r\n\r\n", timeout=2.0)
     served(server, "/after-garbage", when="after binary garbage")
@@ -161,3 +166,43 @@ def check_survives_bad_clients(serve, mode):
         f"the server died after a client reset its connection (exit status {server.popen.poll()})",
     )
     served(server, "/after-reset", when="after clients reset their connections")
+
+
+@check("protocol", points=1)
+def check_each_request_logged(serve, mode):
+    """Each request is logged once, with its client and request line"""
+    server = serve(mode)
+    expected = []
+    for i in range(3):
+        with connect(server.address) as sock:
+            client = sock.getsockname()
+            sock.sendall(get(f"/logged-{i}"))
+            raw, _, _ = read_until_close(sock, 2.0, whole_reply=True)
+        expect(raw.startswith(b"HTTP/1.1 200 OK"), f"request {i + 1} of 3 got {raw[:40]!r}, not a 200 reply")
+        expected.append((f"[Client {client!r} Info] GET /logged-{i} HTTP/1.1", f"GET /logged-{i} from {client}"))
+
+    def logged() -> list[int]:
+        lines = server.output_tail().splitlines()
+        return [lines.count(line) for line, _ in expected]
+
+    eventually(lambda: all(logged()), 2.0)  # a server may log just after its reply
+    for count, (_, what) in zip(logged(), expected, strict=True):
+        expect(
+            count == 1,
+            f"the request {what} was logged {count} times, not once: the server's log should hold one line per "
+            "request, with the client's address and the request line",
+        )
+
+
+@check("protocol", points=1)
+def check_work_before_reply(serve, mode):
+    """The --work-ms work comes before each reply"""
+    server = serve(mode, "--work-ms", "400")
+    for i in range(2):
+        reply = exchange(server.address, get(f"/work-{i}"), timeout=5.0, whole_reply=True)
+        expect(reply.raw.startswith(b"HTTP/1.1 200 OK"), f"with --work-ms 400, request {i + 1} got {seen(reply)}")
+        expect(
+            reply.seconds >= 0.4,
+            f"with --work-ms 400, request {i + 1} got its reply after {reply.seconds * 1000:.0f} ms: the work that "
+            "--work-ms sets must be done for each request, before its reply",
+        )
