@@ -85,15 +85,17 @@ def require() -> None:
         pytest.skip(why)
 
 
-def prefix(cpu_tasks: Path | None = None) -> list[str]:
+def prefix(cpu_tasks: Path | None = None, network: bool = True) -> list[str]:
     """The command that runs what follows it inside the container (first joining cpu_tasks, a cpu
-    group's tasks file, if given: see half_cpu())."""
+    group's tasks file, if given: see half_cpu()); without network, in a network namespace of its own
+    with only its loopback, up (as PrairieLearn runs its graders: no network)."""
     launch = [SYSTEM_PYTHON, "-I", str(Path(__file__).resolve())]
     outer = [*launch, "outer", *([f"--tasks={cpu_tasks}"] if cpu_tasks else []), "--"]
-    unshare = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", "--"]
+    unshare = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child", *([] if network else ["--net"])]
     caps = ",".join(f"+{cap}" for cap in CAPABILITIES)
     setpriv = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", f"--bounding-set=-all,{caps}", "--"]
-    return [*outer, *unshare, *launch, "inner", "--", *setpriv]
+    inner = [*launch, "inner", *([] if network else ["--loopback-up"]), "--"]
+    return [*outer, *unshare, "--", *inner, *setpriv]
 
 
 @contextlib.contextmanager
@@ -132,10 +134,12 @@ def own_group(controller: str) -> str:
     return "/"
 
 
-def run(command: list[str], timeout: float, cpu_tasks: Path | None = None, **options) -> subprocess.CompletedProcess:
+def run(
+    command: list[str], timeout: float, cpu_tasks: Path | None = None, network: bool = True, **options
+) -> subprocess.CompletedProcess:
     """Run command inside the container, with its output captured as text; on timeout, kill it and all it
     started (its session; the PID namespace dies with its first process) and raise TimeoutExpired."""
-    return outside([*prefix(cpu_tasks), *command], timeout, **options)
+    return outside([*prefix(cpu_tasks, network), *command], timeout, **options)
 
 
 def outside(command: list[str], timeout: float, **options) -> subprocess.CompletedProcess:
@@ -189,6 +193,19 @@ def mount_empty_cgroups() -> None:
         raise OSError(error, f"mounting an empty tmpfs on {CGROUPS}: {os.strerror(error)}")
 
 
+def loopback_up() -> None:
+    """Bring up the loopback of a new network namespace (it starts down), as container runtimes do."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(sock, siocgifflags, request))[1]
+        fcntl.ioctl(sock, siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
+
+
 def launch(argv: list[str]) -> None:
     stage, *rest = argv
     options, command = rest[: rest.index("--")], rest[rest.index("--") + 1 :]
@@ -196,6 +213,8 @@ def launch(argv: list[str]) -> None:
         for option in options:
             Path(option.removeprefix("--tasks=")).write_text(str(os.getpid()))
     elif stage == "inner":  # PID 1 of the new namespaces, root with every capability
+        if "--loopback-up" in options:
+            loopback_up()
         mount_empty_cgroups()
         load_filter()
     else:

@@ -151,9 +151,12 @@ def extras(handed_out: dict[str, bytes], tmp_path: Path) -> dict[str, bytes]:
     }
 
 
-def gradescope(root: Path, released: Path, files: dict[str, bytes], *options: str, python=sys.executable) -> dict:
+def gradescope(
+    root: Path, released: Path, files: dict[str, bytes], *options: str, python=sys.executable, runner=subprocess.run
+) -> dict:
     """Run the bundle's run_autograder as Gradescope would, with /autograder moved to root: the bundle in
-    root/source, the upload (files, {path: bytes}) in root/submission; its results.json."""
+    root/source, the upload (files, {path: bytes}) in root/submission; its results.json. runner: what runs
+    it (subprocess.run, or a stand-in that runs it in a container)."""
     with zipfile.ZipFile(released / "autograder.zip") as bundle:
         bundle.extractall(root / "source")
     assert {"setup.sh", "run_autograder", "requirements-grader.txt"} <= {p.name for p in (root / "source").iterdir()}
@@ -161,8 +164,8 @@ def gradescope(root: Path, released: Path, files: dict[str, bytes], *options: st
     (root / "submission").mkdir(exist_ok=True)
     env = {**os.environ, "AUTOGRADER_ROOT": str(root), "PYTHON": str(python)}
     env.pop("PYTHONPATH", None)
-    run = subprocess.run(
-        ["bash", root / "source" / "run_autograder", *options], env=env, capture_output=True, text=True, timeout=180
+    run = runner(
+        ["bash", root / "source" / "run_autograder", *options], env=env, capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stderr
     return json.loads((root / "results" / "results.json").read_text())
@@ -442,7 +445,9 @@ def test_a_prairielearn_release_replaces_an_earlier_one_and_nothing_else(tmp_pat
     assert [p.name for p in other.iterdir()] == ["questions"]
 
 
-def prairielearn(root: Path, released: Path, files: dict[str, bytes], *options: str, **env: str) -> dict:
+def prairielearn(
+    root: Path, released: Path, files: dict[str, bytes], *options: str, runner=subprocess.run, **env: str
+) -> dict:
     """Run the question's tests/run.sh as PrairieLearn's grader does, with /grade moved to root: the
     question's tests/ in root/tests, the student's files (flat, as pl-file-upload sends them) in
     root/student; its results.json, checked against PrairieLearn's format."""
@@ -451,8 +456,8 @@ def prairielearn(root: Path, released: Path, files: dict[str, bytes], *options: 
     upload(root / "data", {"data.json": b"{}"})
     environment = {**os.environ, "GRADE_ROOT": str(root), "PYTHON": sys.executable, **env}
     environment.pop("PYTHONPATH", None)
-    run = subprocess.run(
-        [root / "tests" / "run.sh", *options], env=environment, capture_output=True, text=True, timeout=180
+    run = runner(
+        [root / "tests" / "run.sh", *options], env=environment, capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stderr  # else PrairieLearn reads no results.json at all
     path = root / "results" / "results.json"
