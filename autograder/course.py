@@ -4,6 +4,11 @@ in it, and batch grading of the servers into nbgrader's gradebook beside the not
 nbgrader processes notebooks only. Left to itself it would copy the .py files into the release as
 they are (solutions included), overwrite the students' .py files with the instructor's at autograde,
 and copy those into the feedback. The course folder that `init` writes prevents all three.
+
+Students' code (each notebook's kernel, the servers) runs isolated. Where bubblewrap cannot work, the
+course's own setting (c.ConcurrencyLab.isolation in its nbgrader_config.py, notebook.CHOICES) decides,
+before anything runs: the batch is refused (the default), or its code runs as runner uids without
+bubblewrap, or unisolated; the gradebook comment and the servers' results then say how it ran.
 """
 
 import csv
@@ -17,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, notebook, release, results
+from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, notebook, release, results, sandbox
 
 NOTEBOOK = "report"  # report.ipynb: the analysis notebook
 SERVER_CELL = "server_score"  # its locked task cell that holds the servers' score
@@ -52,9 +57,13 @@ c.FileNameCollectorPlugin.valid_ext = {extensions!r}
 
 # A student's notebook is student code: nbgrader starts its kernel isolated, through the kit's kernel
 # provisioner (bubblewrap, a runner uid of its own where this is root; see autograder/notebook.py).
-# jupyter_client reads the default provisioner from this variable (its configuration does not reach it);
-# JUPYTER_DEFAULT_PROVISIONER_NAME=local-provisioner in your environment turns the isolation off.
+# jupyter_client reads the default provisioner from this variable (its configuration does not reach it).
 os.environ.setdefault("JUPYTER_DEFAULT_PROVISIONER_NAME", {provisioner!r})
+
+# How students' code runs (each notebook's kernel, the servers). bubblewrap needs namespaces, which a JupyterHub
+# pod or a container may not give; where it cannot work, this decides (the risk of each choice on its line):
+{choices}
+c.ConcurrencyLab.isolation = "sandbox"
 
 # A cell that runs longer fails; output on stderr matching the pattern (warnings) does not zero a grade cell.
 c.Execute.timeout = 120
@@ -76,7 +85,10 @@ def init(course: Path, name: str) -> Path:
     for path in sorted(SOLUTION.glob("*.py")) + sorted(SOLUTION.glob("*.ipynb")):
         shutil.copyfile(path, source / path.name)
     files = [*SERVER_FILES, *OPTIONAL_FILES]
-    config = CONFIG.format(kit=str(KIT), name=name, files=files, extensions=VALID_EXTENSIONS, provisioner=notebook.NAME)
+    choices = "\n".join(f"#   {json.dumps(choice):10} {risk}" for choice, risk in notebook.CHOICES.items())
+    config = CONFIG.format(
+        kit=str(KIT), name=name, files=files, extensions=VALID_EXTENSIONS, provisioner=notebook.NAME, choices=choices
+    )
     (course / "nbgrader_config.py").write_text(config)
     return course
 
@@ -146,20 +158,23 @@ GRADER_FAULT = 3  # python -m autograder grade's exit status when the grader its
 CHECKS_AT_ONCE = 4  # the grader's own default --jobs
 
 
-def grade_server(submission: Path, out: Path, options: list[str]) -> tuple[dict | None, str]:
+def grade_server(submission: Path, out: Path, options: list[str], choice: str = "sandbox") -> tuple[dict | None, str]:
     """(results.json, printed report) of the autograder on one submission, as a subprocess of its own
-    (its own runner uid, folder and cgroup, so that several can run at once); (None, reason) when it
-    could not be graded. A fault of the grader is tried once more, then reported as such."""
+    (its own runner uid, folder and cgroup, so that several can run at once), isolated as the course's
+    choice asks (notebook.CHOICES); (None, reason) when it could not be graded. A fault of the grader is
+    tried once more, then reported as such."""
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "autograder", "grade", str(submission), "--json", str(out)]
+    isolation = {"sandbox": ["--require-isolation"], "uid": [], "none": ["--isolation", "none"]}[choice]
+    floor = {sandbox.AT_LEAST: "uid"} if choice == "uid" else {}  # a runner uid at least: never as the grader
     for attempt in (1, 2):
         run = subprocess.run(
-            [*command, "--require-isolation", *options],
+            [*command, *isolation, *options],
             cwd=KIT,
             capture_output=True,
             text=True,
             timeout=300,
-            env={**os.environ, "COLUMNS": "120"},
+            env={**os.environ, "COLUMNS": "120", **floor},
         )
         if run.returncode == 0 and out.exists():
             return json.loads(out.read_text()), run.stdout
@@ -170,6 +185,59 @@ def grade_server(submission: Path, out: Path, options: list[str]) -> tuple[dict 
         said = json.loads(out.read_text())["output"].split("so this is not a grade: ")[-1] if out.exists() else ""
         return None, f"grader fault (tried twice): {said or lines[-1].removeprefix('grader fault: ')}"
     return None, f"not gradable: {lines[-1].removeprefix('not gradable: ')}"
+
+
+def isolation_setting(course: Path) -> str:
+    """The course's choice of how students' code runs (notebook.SETTING in its nbgrader_config.py; "sandbox"
+    where the file does not set it)."""
+    from traitlets import TraitError
+    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+    try:
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+        return notebook.ConcurrencyLab(config=config).isolation
+    except ConfigFileNotFound:
+        return "sandbox"
+    except TraitError as exc:
+        raise CourseError(f"{course / 'nbgrader_config.py'}: {notebook.SETTING}: {exc}") from None
+
+
+@dataclass
+class Running:
+    """How students' code runs in one `course grade` here: the course's choice, the notebooks' kernels, the servers."""
+
+    choice: str
+    kernel: sandbox.Isolation
+    servers: sandbox.Isolation
+
+    @property
+    def isolated(self) -> bool:
+        return self.kernel.isolated and self.servers.isolated
+
+    def comment(self) -> str:
+        """The gradebook comment's line about it ("" in a course that lets nothing run but isolated)."""
+        if self.choice == "sandbox":
+            return ""
+        said = f"{notebook.describe(self.kernel)}; {self.servers.describe()}"
+        said += f" ({notebook.SETTING} is {self.choice!r})" if self.choice != "none" else ""
+        return f"{'Isolation' if self.isolated else 'Not isolated'}: {said}."
+
+
+def how_code_runs(course: Path, choice: str) -> Running:
+    """How students' code will run here in a course set to choice; CourseError, saying why and naming the
+    setting, where the choice does not let it run (before anything of the batch has run)."""
+    if choice == "none":
+        unisolated = sandbox.Isolation("none", sys.executable, False, f"{notebook.SETTING} is 'none'")
+        return Running(choice, unisolated, unisolated)
+    private = [KIT, course]  # as the grader and the kernel provisioner check them
+    try:
+        kernel = notebook.kernel_isolation(choice, private)
+    except (notebook.SandboxError, sandbox.IsolationError) as exc:
+        raise CourseError(str(exc)) from None
+    servers = sandbox.detect(private)
+    if servers.level == "none" or (choice == "sandbox" and not servers.isolated):
+        raise CourseError(notebook.refusal(f"students' servers cannot run so here: {servers.describe()}", choice))
+    return Running(choice, kernel, servers)
 
 
 def record(course: Path, name: str, student: str, score: float, comment: str) -> None:
@@ -212,18 +280,22 @@ def grade(
 ) -> list[StudentResult]:
     """Grade the servers, `jobs` students at a time, while nbgrader autogrades the notebooks (one process
     for the batch); then record the servers' scores in the gradebook. A student whose nbgrader step fails
-    is reported, and the batch goes on. Returns the StudentResults, by student."""
+    is reported, and the batch goes on. CourseError before anything runs where the course's isolation
+    setting refuses how its code could run here. Returns the StudentResults, by student."""
     course = course.resolve()  # the grader runs from the kit's folder: every path it gets is absolute
     students = find_students(course, name, students)
+    running = how_code_runs(course, isolation_setting(course))
     graded = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         # about CHECKS_AT_ONCE checks on the machine at once: students side by side share them
         each = ["--jobs", str(max(1, CHECKS_AT_ONCE // min(jobs, len(students)))), *(options or [])]
-        futures = {pool.submit(_grade_servers, course, name, student, each): student for student in students}
+        futures = {
+            pool.submit(_grade_servers, course, name, student, each, running.choice): student for student in students
+        }
         notebook_failed = autograde_notebooks(course, name, students)  # meanwhile, in this thread
         for future in as_completed(futures):  # the gradebook is written from this thread only
             student = futures[future]
-            result = _record(course, name, student, *future.result(), notebook_failed.get(student))
+            result = _record(course, name, student, *future.result(), notebook_failed.get(student), running)
             graded.append(result)
             if on_student:
                 on_student(result)
@@ -274,12 +346,12 @@ def _why(output: str) -> str:
     return (errors or [line for line in lines if line] or ["no output"])[-1]
 
 
-def _grade_servers(course: Path, name: str, student: str, options: list[str]) -> tuple[dict | None, str]:
+def _grade_servers(course: Path, name: str, student: str, options: list[str], choice: str) -> tuple[dict | None, str]:
     """(results, note) of one student's servers; an earlier good result is kept when this one fails."""
     out = course / RESULTS / name / student
     previous = out / "results.json"
     backup = previous.read_bytes() if previous.exists() else None
-    data, report = grade_server(course / "submitted" / student / name, out / "results.new.json", options)
+    data, report = grade_server(course / "submitted" / student / name, out / "results.new.json", options, choice)
     if data is not None:
         (out / "results.new.json").replace(previous)
         (out / "report.txt").write_text(report)
@@ -290,29 +362,31 @@ def _grade_servers(course: Path, name: str, student: str, options: list[str]) ->
     return json.loads(backup), f"{report} (kept the earlier score)"
 
 
-def _record(course: Path, name: str, student: str, data: dict | None, note: str, failed: str | None):
+def _record(course: Path, name: str, student: str, data: dict | None, note: str, failed: str | None, running: Running):
     """The StudentResult of one student, written to the gradebook and the feedback folder where it can be."""
     if data is None:
         return StudentResult(student, None, 0, (0, 0), {}, note)
     total = results.totals(results.from_gradescope(data))
     categories = {c: t for c, t in total.categories.items() if c != "optional"}
+    if not running.isolated or sandbox.NOT_ISOLATED in data.get("output", ""):
+        note = f"{note} not isolated".strip()
     if failed:  # no autograded notebook: no cell to write the servers' score into
         note = f"{note} nbgrader autograde failed ({failed}): not in the gradebook".strip()
     else:
-        record(course, name, student, data["score"], feedback_comment(data, total))
+        record(course, name, student, data["score"], feedback_comment(data, total, running.comment()))
         write_feedback(course, name, student, course / RESULTS / name / student)
     return StudentResult(student, total.score, total.max_score, total.optional, categories, note)
 
 
-def feedback_comment(data: dict, total: results.Totals) -> str:
+def feedback_comment(data: dict, total: results.Totals, isolation: str = "") -> str:
     """The gradebook comment: the score, the optional part beside it (total, of data's results), then one
-    line per check that lost points."""
+    line per check that lost points, then how the student's code ran (isolation, where the course says)."""
     lines = [f"Servers: {total.score:g} / {total.max_score:g} points."]
     if total.optional[1]:
         lines[0] += f" Optional part, beside that score: {total.optional[0]:g} / {total.optional[1]:g}."
     lost = [t for t in data["tests"] if t["score"] < t["max_score"]]
     lines += [f"- {t['number']} {t['name']} ({t['score']:g}/{t['max_score']:g}): {t['output']}" for t in lost]
-    return "\n".join(lines)
+    return "\n".join([*lines, *([isolation] if isolation else [])])
 
 
 def write_feedback(course: Path, name: str, student: str, out: Path) -> None:

@@ -18,7 +18,9 @@ The level reached, best first:
            working folder), which is checked, not assumed.
   none     not isolated: a submission could alter the result (fine on a student's own computer).
 
-The same view, set up by the grader, holds the kernel of a student's notebook (notebook.py).
+The same view, set up by the grader, holds the kernel of a student's notebook (notebook.py). A course
+chooses how much it accepts where bubblewrap cannot work (notebook.CHOICES); `course grade` passes a
+course set to "uid" on to the grader as AT_LEAST, which turns the level "none" into a refusal.
 """
 
 import contextlib
@@ -43,6 +45,7 @@ WORK = "/work"  # the server's working folder inside the sandbox
 PATH = "/usr/local/bin:/usr/bin:/bin"
 ETC = ("/etc/hosts", "/etc/nsswitch.conf", "/etc/localtime", "/etc/passwd", "/etc/group")
 NOT_ISOLATED = "not isolated: a submission could alter this result"
+AT_LEAST = "CONCURRENCY_LAB_AT_LEAST"  # "uid": detect() refuses to run servers as the grader (never loosens)
 
 
 class IsolationError(Exception):
@@ -99,15 +102,26 @@ class Runner:
         return survivors
 
 
+def _own_dir(folder: Path, mode: int) -> Path:
+    """folder, made with mode if it is missing, and verified: this user's, a folder (no link), its mode."""
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=mode)
+        folder.chmod(mode)  # whatever the umask
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) != mode:
+        raise IsolationError(f"{folder} is not a folder of this user with mode {mode:o}: remove it")
+    return folder
+
+
 def _lock_dir() -> Path:
     """A folder of root's alone for the runner locks (never one another user made or could swap)."""
-    folder = Path("/tmp/concurrency-lab-runners")  # one for the machine, whatever TMPDIR a grading has
-    with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=0o700)
-    info = folder.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        raise IsolationError(f"{folder} is not a private folder of this user: remove it")
-    return folder
+    return _own_dir(Path("/tmp/concurrency-lab-runners"), 0o700)  # one for the machine, whatever TMPDIR a grading has
+
+
+def runners_dir() -> Path:
+    """A folder of root's that runner uids may pass through and not list: the folders of runners without
+    bubblewrap (notebook.py) lie in it, each of its runner's alone, reachable whatever TMPDIR a grading has."""
+    return _own_dir(Path("/tmp/concurrency-lab-runner-homes"), 0o711)
 
 
 def claim_runner() -> Runner:
@@ -174,7 +188,7 @@ def others_can_run(path: str) -> bool:
     return False
 
 
-def _python_version(python: str) -> tuple[int, int]:
+def python_version(python: str) -> tuple[int, int]:
     with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError):
         out = subprocess.run(
             [python, "-I", "-c", "import sys; print(*sys.version_info[:2])"],
@@ -195,7 +209,7 @@ def server_python(runner_uids: bool) -> str:
     own = os.path.realpath(sys.executable)
     if not runner_uids or others_can_run(own):
         return own
-    if others_can_run(SYSTEM_PYTHON) and _python_version(SYSTEM_PYTHON) >= (3, 11):
+    if others_can_run(SYSTEM_PYTHON) and python_version(SYSTEM_PYTHON) >= (3, 11):
         return os.path.realpath(SYSTEM_PYTHON)
     raise IsolationError(
         f"no Python that a runner uid may execute: {own} is in a private folder and {SYSTEM_PYTHON} "
@@ -248,7 +262,7 @@ def _launch(uid: int | None) -> list[str]:
     return launcher(uid)
 
 
-def _bwrap_works(python: str, uid: int | None, tmpfs_size: int) -> str:
+def bwrap_works(python: str, uid: int | None, tmpfs_size: int = 32 << 20) -> str:
     """ "" if a server could start inside bubblewrap here (as uid, where given), else why not."""
     if not os.path.exists(BWRAP):
         return "bubblewrap is not installed; it is the system package bubblewrap"
@@ -278,9 +292,9 @@ print(json.dumps(readable))
 """
 
 
-def _readable_by(uid: int, python: str, private: list[Path]) -> list[str]:
+def readable_by(uid: int, python: str, private: list[Path]) -> list[str]:
     """Which of the private paths uid can read (list or open)."""
-    paths = [str(p) for p in private if p.exists()]
+    paths = list(dict.fromkeys(str(p) for p in private if p.exists()))  # each once (the kit may be the working folder)
     command = [*_launch(uid), "--", python, "-I", "-c", PROBE, json.dumps(paths)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=20, env=environment("/", {}), cwd="/")
     if run.returncode != 0:
@@ -290,7 +304,15 @@ def _readable_by(uid: int, python: str, private: list[Path]) -> list[str]:
 
 def detect(private: list[Path], tmpfs_size: int = 32 << 20) -> Isolation:
     """The best isolation this machine gives the servers of a grading; private: the places a server must
-    not read (checked where only a runner uid isolates)."""
+    not read (checked where only a runner uid isolates). IsolationError where AT_LEAST is "uid" and the
+    servers would run as the grader."""
+    found = _detect(private, tmpfs_size)
+    if os.environ.get(AT_LEAST) == "uid" and found.level == "none":
+        raise IsolationError(f"a runner uid at least is required ({AT_LEAST}=uid), and {found.describe()}")
+    return found
+
+
+def _detect(private: list[Path], tmpfs_size: int) -> Isolation:
     root = os.geteuid() == 0
     if not sys.platform.startswith("linux"):
         return Isolation("none", sys.executable, False, "no bubblewrap on this system", tmpfs_size)
@@ -300,12 +322,12 @@ def detect(private: list[Path], tmpfs_size: int = 32 << 20) -> Isolation:
     except IsolationError as exc:
         return Isolation("none", sys.executable, False, str(exc), tmpfs_size)
     try:
-        why = _bwrap_works(python, runner.uid if runner else None, tmpfs_size)
+        why = bwrap_works(python, runner.uid if runner else None, tmpfs_size)
         if not why:
             return Isolation("sandbox", python, True, "", tmpfs_size)
         if runner is None:
             return Isolation("none", sys.executable, False, why, tmpfs_size)
-        readable = _readable_by(runner.uid, python, private)
+        readable = readable_by(runner.uid, python, private)
         if readable:
             return Isolation("uid", python, False, f"{why}, and it can read {', '.join(readable)}", tmpfs_size)
         return Isolation("uid", python, True, why, tmpfs_size)

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -372,6 +373,8 @@ def test_a_broken_optional_file_costs_only_the_optional_part(tmp_path):
 
 
 def test_without_bubblewrap_a_runner_uid_alone_is_flagged_and_can_be_refused(tmp_path):
+    """The grader is run from a folder that other users may read, made so on purpose (wherever the kit lies:
+    a clone in a private folder is out of the runner uid's reach): the runner uid can read it, so it is flagged."""
     attack = """
 import os, time
 if os.fork() == 0:
@@ -381,15 +384,21 @@ if os.fork() == 0:
     submission = hostile(tmp_path / "sub", attack)
     no_bwrap = {"CONCURRENCY_LAB_BWRAP": str(tmp_path / "no-bwrap")}
     out = tmp_path / "results.json"
-    run = run_grader("writable", submission, "--mode", "single", "--check", "echo", "--json", out, env=no_bwrap)
-    printed = " ".join(run.stdout.split())
-    assert (
-        run.returncode == 0 and "servers run as a runner uid of their own, but bubblewrap is not installed" in printed
-    )
-    assert "not isolated: a submission could alter this result" in json.loads(out.read_text())["output"]
-    assert leftovers(RUN) == []  # the daemon left the tree, but not its uid
-    refused = run_grader("writable", submission, "--require-isolation", env=no_bwrap)
-    assert refused.returncode == 3 and "isolation is required" in refused.stderr
+    shared = Path(tempfile.mkdtemp(prefix="concurrency-lab-shared-", dir="/tmp"))  # /tmp: every user may enter
+    try:
+        shared.chmod(0o755)
+        args = ("--mode", "single", "--check", "echo", "--json", out)
+        run = run_grader("writable", submission, *args, env=no_bwrap, cwd=shared)
+        printed = " ".join(run.stdout.split())
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        assert "servers run as a runner uid of their own, but bubblewrap is not installed" in printed
+        assert str(shared) in printed.split("and it can read ")[-1]  # the folder named among what it can read
+        assert "not isolated: a submission could alter this result" in json.loads(out.read_text())["output"]
+        assert leftovers(RUN) == []  # the daemon left the tree, but not its uid
+        refused = run_grader("writable", submission, "--require-isolation", env=no_bwrap, cwd=shared)
+        assert refused.returncode == 3 and "isolation is required" in refused.stderr
+    finally:
+        shutil.rmtree(shared)
 
 
 FAKE_THREADS = '''

@@ -124,7 +124,7 @@ def test_a_server_slowed_on_purpose_is_labelled_server_bound(tmp_path):
     (row,) = result["rows"]
     assert row["bound"] == SERVER, row["why"]
     assert row["summary"]["rps"] <= 21 and row["summary"]["median_ms"] >= 150
-    assert 0 < row["server_cpu_ms"] < 20  # a sleep costs no CPU
+    assert row["server_cpu_ms"] < 20  # a sleep costs no CPU (counted in ticks of 10 ms: under one reads 0)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("20", 20), ("20s", 20), ("2m", 120), ("1.5h", 5400)])

@@ -1,17 +1,21 @@
 """The course workflow on nbgrader, end to end in a temporary folder: init, generate_assignment, three
-students' submissions, `course grade`, feedback and export. nbgrader runs for real, as subprocesses."""
+students' submissions, `course grade`, feedback and export; and where bubblewrap cannot work, each choice
+of the course's isolation setting. nbgrader runs for real, as subprocesses."""
 
+import contextlib
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_notebook_sandbox import runner_can_run_this_python
 
-from autograder import ASSIGNMENT, KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION
+from autograder import ASSIGNMENT, KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, sandbox
 from autograder.course import environment, verify_no_solution
 
 from conftest import mutant
@@ -91,7 +95,7 @@ def course(tmp_path_factory, lesson) -> Path:
     hostile = nbformat.read(SOLUTION / "report.ipynb", as_version=4)
     hostile.cells.insert(1, nbformat.v4.new_code_cell(ATTACK.format(course=str(course))))
     nbformat.write(hostile, course / "submitted" / "mallory" / NAME / "report.ipynb")
-    grading = ["--mode", "multiprocess", "--check", "connection_closes", "--check", "echo"]  # 3 points: a part
+    grading = ["--mode", "multiprocess", "--check", "connection_closes", "--check", "echo"]  # 2 points: a part
     done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, *grading, "--jobs", "3", env=SECRET)
     graded = {line.split(":")[0] for line in done.stdout.splitlines() if ":" in line}
     assert graded >= {"alice", "bob", "carol", "mallory"}
@@ -110,13 +114,13 @@ def test_course_grade_records_each_students_server_score_and_the_export_adds_it_
     scores = {
         row["student"]: row for row in csv.DictReader((course / f"server_scores_{NAME}.csv").read_text().splitlines())
     }
-    assert {s: scores[s]["score"] for s in scores} == {"alice": "3", "bob": "0", "carol": "1", "mallory": "3"}
+    assert {s: scores[s]["score"] for s in scores} == {"alice": "2", "bob": "0", "carol": "1", "mallory": "2"}
     assert scores["carol"]["protocol"] == "1" and scores["carol"]["note"] == ""
     nbgrader(course, "export")
     grades = {row["student_id"]: row for row in csv.DictReader((course / "grades.csv").read_text().splitlines())}
-    # the notebook's autograded tests (2 + 2 points) and the servers' score (out of 3 here)
+    # the notebook's autograded tests (2 + 2 points) and the servers' score (out of 2 here)
     raw = {s: float(grades[s]["raw_score"]) for s in grades}
-    assert raw == {"alice": 7.0, "bob": 0.0, "carol": 5.0, "mallory": 7.0}
+    assert raw == {"alice": 6.0, "bob": 0.0, "carol": 5.0, "mallory": 6.0}
     assert float(grades["alice"]["max_score"]) == 112.0  # 4 autograded + 8 written + 100 for the servers
 
 
@@ -159,11 +163,97 @@ def test_grading_again_is_idempotent_and_a_grader_failure_keeps_the_earlier_scor
     (course / "submitted" / "alice" / NAME / "handler.py").write_text("def broken(:\n")
     done = run(sys.executable, "-m", "autograder", "course", "grade", ".", NAME, "--student", "alice",
                "--mode", "multiprocess", "--check", "echo", cwd=course)  # fmt: skip
-    assert "alice: 3/3 not gradable: handler.py does not parse" in done.stdout
+    assert "alice: 2/2 not gradable: handler.py does not parse" in done.stdout
     assert json.loads(results.read_text())["score"] == before
     nbgrader(course, "export")
     grades = {row["student_id"]: row for row in csv.DictReader((course / "grades.csv").read_text().splitlines())}
-    assert float(grades["alice"]["raw_score"]) == 7.0
+    assert float(grades["alice"]["raw_score"]) == 6.0
+
+
+@contextlib.contextmanager
+def isolation(course: Path, choice: str):
+    """The course set to choice (its nbgrader_config.py, as an instructor edits it), then back to the default."""
+    config = course / "nbgrader_config.py"
+    text = config.read_text()
+    default = 'c.ConcurrencyLab.isolation = "sandbox"\n'
+    assert default in text
+    config.write_text(text.replace(default, f"c.ConcurrencyLab.isolation = {choice!r}\n"))
+    try:
+        yield
+    finally:
+        config.write_text(text)
+
+
+def grade_mallory(course: Path, choice: str) -> subprocess.CompletedProcess:
+    """`course grade` of mallory alone (the hostile notebook cell), one check, where bubblewrap cannot work."""
+    no_bwrap = {"CONCURRENCY_LAB_BWRAP": str(course / "no-bwrap"), **SECRET}
+    with isolation(course, choice):
+        return run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "mallory",
+                   "--mode", "single", "--check", "echo", check=False, env=no_bwrap)  # fmt: skip
+
+
+def mallory(course: Path) -> tuple[str, str, float]:
+    """What her hostile cell printed, the servers' gradebook comment, and her notebook's first test's score."""
+    import nbformat
+    from nbgrader.api import Gradebook
+
+    autograded = nbformat.read(course / "autograded" / "mallory" / NAME / "report.ipynb", as_version=4)
+    printed = "".join(output.get("text", "") for output in autograded.cells[1].outputs)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        comment = gradebook.find_comment("server_score", "report", NAME, "mallory").manual_comment
+        score = gradebook.find_grade(WARNS, "report", NAME, "mallory").auto_score
+    return printed, comment, score
+
+
+def test_where_bubblewrap_cannot_work_the_course_refuses_by_default_and_names_the_setting(course):
+    results = course / "server-checks" / NAME / "bob" / "results.json"
+    before = results.stat().st_mtime_ns
+    done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "bob",
+               check=False, env={"CONCURRENCY_LAB_BWRAP": str(course / "no-bwrap")})  # fmt: skip
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 1 and "course: a student's notebook runs only isolated" in said, said
+    assert "bubblewrap is not installed" in said
+    assert "This course's c.ConcurrencyLab.isolation (nbgrader_config.py) is 'sandbox'" in said
+    assert 'set it to "uid" (' in said and '"none" (' in said  # the choices, each with its risk
+    assert results.stat().st_mtime_ns == before  # nothing ran
+
+
+def test_a_course_set_to_uid_runs_the_kernel_and_the_servers_as_runner_uids_and_says_so(course):
+    done = grade_mallory(course, "uid")
+    if not runner_can_run_this_python():  # a kit in a private folder, or not root: refused, and why
+        assert done.returncode == 1 and "course: " in done.stderr and "runner uid" in done.stderr, done.stderr
+        return
+    assert done.returncode == 0 and "mallory: 1/1" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    printed, comment, score = mallory(course)
+    uid = int(printed.split()[1])
+    assert sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.SLOTS, printed  # a runner uid of its own
+    assert printed.count("DENIED") == 5 and "secret None" in printed and not (course / "forged.txt").exists()
+    assert score == 2.0  # her notebook ran whole
+    said = comment.splitlines()[-1]
+    level = r"runs? (isolated \(a runner uid of \w+ own, no bubblewrap|as a runner uid of \w+ own, but bubblewrap)"
+    kernel, servers = rf"the notebook's kernel {level}", rf"servers {level}"
+    assert re.search(kernel, said) and re.search(servers, said), said
+    assert said.endswith("(c.ConcurrencyLab.isolation is 'uid')."), said
+    report = " ".join((course / "server-checks" / NAME / "mallory" / "report.txt").read_text().split())
+    assert re.search(servers, report), report  # the result says so too
+
+
+def test_a_course_set_to_none_grades_and_every_result_says_not_isolated(course):
+    done = grade_mallory(course, "none")
+    try:
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "mallory: 1/1 not isolated" in done.stdout
+        printed, comment, score = mallory(course)
+        assert "LEAKED" in printed and (course / "forged.txt").exists()  # not isolated indeed: her cell ran as you
+        assert f"uid {os.geteuid()} " in printed and score == 2.0
+        assert comment.splitlines()[-1].startswith("Not isolated: the notebook's kernel runs as you")
+        results = json.loads((course / "server-checks" / NAME / "mallory" / "results.json").read_text())
+        assert "Warning: not isolated: a submission could alter this result" in results["output"]
+        table = (course / f"server_scores_{NAME}.csv").read_text().splitlines()
+        rows = {row["student"]: row for row in csv.DictReader(table)}
+        assert rows["mallory"]["note"] == "not isolated"
+    finally:
+        (course / "forged.txt").unlink(missing_ok=True)
 
 
 def test_the_batch_goes_on_past_a_failing_student_and_shows_the_optional_part_beside_the_100(course):
