@@ -140,7 +140,9 @@ def main() -> None:
             graded = grade(mutant, folder)
             if graded["lost"]:
                 killed += 1
-                rows.append((mutant, "killed", graded["lost"], "; ".join(graded["checks"])))
+                checks = graded["checks"]
+                noticed = "; ".join(checks[:3]) + (f" (and {len(checks) - 3} more)" if len(checks) > 3 else "")
+                rows.append((mutant, "killed", graded["lost"], noticed))
             else:
                 survived.append(mutant)
                 rows.append((mutant, "survived", 0.0, "grader fault" if graded["fault"] else ""))

@@ -456,9 +456,7 @@ def prairielearn(
     upload(root / "data", {"data.json": b"{}"})
     environment = {**os.environ, "GRADE_ROOT": str(root), "PYTHON": sys.executable, **env}
     environment.pop("PYTHONPATH", None)
-    run = runner(
-        [root / "tests" / "run.sh", *options], env=environment, capture_output=True, text=True, timeout=300
-    )
+    run = runner([root / "tests" / "run.sh", *options], env=environment, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr  # else PrairieLearn reads no results.json at all
     path = root / "results" / "results.json"
     assert path.stat().st_size < 1 << 20  # PrairieLearn's limit
