@@ -52,6 +52,14 @@ c.GenerateAssignment.post_convert_hook = functools.partial(release_hook, root=c.
 # (nor generate_feedback hand the instructor's copies back to students).
 c.Autograde.exclude_overwriting = {{{name!r}: {files!r}}}
 
+# Feedback never shows the hidden tests: nbgrader's own feedback keeps them, in the cells and in the
+# tracebacks (nbgrader issues #917, #1363); the kit's preprocessor removes both (autograder/feedback.py).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "autograder.feedback.HideHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
 # zip_collect keeps only these extensions (by default, notebooks only).
 c.FileNameCollectorPlugin.valid_ext = {extensions!r}
 

@@ -4,6 +4,7 @@ of the course's isolation setting. nbgrader runs for real, as subprocesses."""
 
 import contextlib
 import csv
+import html
 import json
 import os
 import re
@@ -154,6 +155,38 @@ def test_feedback_explains_the_lost_points_and_never_hands_out_the_solution(cour
     assert verify_no_solution(bob) == []  # his own unfilled files, not the instructor's
     autograded = course / "autograded" / "bob" / NAME / "handler.py"
     assert autograded.read_text() == (ASSIGNMENT / "handler.py").read_text()
+
+
+def hidden_test_lines(notebook: Path) -> list[str]:
+    """The telling lines of the notebook's hidden tests (between its BEGIN and END HIDDEN TESTS markers)."""
+    import nbformat
+
+    hidden, shown, inside = [], set(), False
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line or "END HIDDEN TESTS" in line:
+                inside = "BEGIN" in line
+            elif inside and len(line.strip()) >= 20:  # a line that gives something away, not a lone bracket
+                hidden.append(line.strip())
+            else:
+                shown.add(line.strip())
+    return [line for line in hidden if not any(line in other for other in shown)]  # not one an answer holds too
+
+
+def test_no_file_a_student_receives_shows_a_hidden_test(course):
+    """nbgrader's feedback would show them in the cells and in the tracebacks of failed tests (nbgrader
+    issues #917 and #1363); generate_feedback, typed by hand as the README says, uses the course's config."""
+    nbgrader(course, "generate_feedback", NAME, "--force")
+    hidden = hidden_test_lines(course / "source" / NAME / "report.ipynb")
+    assert len(hidden) >= 5
+    received = sorted(p for p in (course / "feedback").rglob("*") if p.is_file())
+    assert {p.relative_to(course / "feedback").parts[0] for p in received} >= {"alice", "bob", "carol"}
+    for path in received:
+        text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text(errors="replace")))  # as a student reads it
+        shown = [line for line in hidden if line in text]
+        assert not shown and "HIDDEN TESTS" not in text, (path, shown[:3])
+    bob = (course / "feedback" / "bob" / NAME / "report.html").read_text()
+    assert "its hidden part is not shown" in bob  # his unfilled notebook failed the tests: said, not quoted
 
 
 def test_grading_again_is_idempotent_and_a_grader_failure_keeps_the_earlier_score(course):
