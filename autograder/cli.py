@@ -22,7 +22,7 @@ def cmd_course(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from autograder import course
+    from autograder import course, grade
 
     try:
         if args.action == "init":
@@ -30,25 +30,46 @@ def cmd_course(args: argparse.Namespace) -> int:
             print(f"wrote {args.course}/nbgrader_config.py and {args.course}/source/{args.assignment}/")
             print(f"next: cd {args.course} && nbgrader generate_assignment {args.assignment}")
             return 0
+        if args.action == "status":
+            for student, state, detail in course.status(args.course, args.assignment):
+                print(f"{student:20} {state:15} {detail}".rstrip())
+            return 0
         console = Console()
-        students = course.find_students(args.course, args.assignment, args.student)
+        options = [f"--mode={m}" for m in args.mode or ()] + [f"--check={c}" for c in args.check or ()]
+        students, done = course.plan(args.course, args.assignment, args.student, options, force=args.force)
+        if done:
+            print(f"up to date, not graded again: {', '.join(done)} (--force grades them again)")
+        if not students:
+            return 0
         progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TextColumn("{task.description}"), console=console,
                             disable=not console.is_terminal)  # fmt: skip  # a log gets the students' lines alone
         with progress:
             task = progress.add_task("", total=len(students))
 
-            def done(result) -> None:
+            def done_one(result) -> None:
                 progress.update(task, advance=1, description=result.student)
                 progress.console.print(result.line(), markup=False, highlight=False, soft_wrap=True)
 
-            options = [f"--mode={m}" for m in args.mode or ()] + [f"--check={c}" for c in args.check or ()]
-            results = course.grade(args.course, args.assignment, students, options, on_student=done, jobs=args.jobs)
+            with grade.sigterm_interrupts():  # SIGTERM stops the batch as Ctrl-C does
+                batch = course.grade(args.course, args.assignment, students, options, done_one, args.jobs)
     except course.CourseError as exc:
         print(f"course: {exc}", file=sys.stderr)
         return 1
-    unscored = sum(r.score is None for r in results)
+    except course.Interrupted as exc:
+        print(
+            f"course grade: interrupted: {len(exc.graded)} recorded, {len(exc.left)} left "
+            f"({', '.join(exc.left)}): the same command grades what is left",
+            file=sys.stderr,
+        )
+        return 130
+    unscored = sum(r.score is None for r in batch.graded)
     print(f"scores in {args.course}/server_scores_{args.assignment}.csv and gradebook.db; {unscored} without a score")
+    if batch.stale_feedback:
+        print(
+            f"feedback older than the new scores: {', '.join(batch.stale_feedback)}; run "
+            f"`nbgrader generate_feedback {args.assignment} --force` in {args.course}"
+        )
     return 0
 
 
@@ -414,7 +435,14 @@ def parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--jobs", type=at_least_one, default=1, metavar="N", help="grade N students' servers at once (default: 1)"
     )
+    batch.add_argument(
+        "--force", action="store_true", help="grade again students whose recorded result is of their submission"
+    )
     batch.set_defaults(run=cmd_course)
+    state = actions.add_parser("status", help="who is graded, not gradable, faulted, not graded yet, or missing")
+    state.add_argument("course", type=Path, metavar="COURSE_DIR")
+    state.add_argument("assignment", metavar="NAME")
+    state.set_defaults(run=cmd_course)
 
     rubric = commands.add_parser("rubric", help="print the rubric (every check and its points) as Markdown")
     rubric.set_defaults(run=cmd_rubric)

@@ -11,18 +11,22 @@ before anything runs: the batch is refused (the default), or its code runs as ru
 bubblewrap, or unisolated; the gradebook comment and the servers' results then say how it ran.
 """
 
+import contextlib
 import csv
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, notebook, release, results, sandbox
+from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, machine, notebook, release, results, sandbox
 
 NOTEBOOK = "report"  # report.ipynb: the analysis notebook
 SERVER_CELL = "server_score"  # its locked task cell that holds the servers' score
@@ -144,6 +148,13 @@ class StudentResult:
     categories: dict[str, tuple[float, float]]
     note: str
 
+    @property
+    def status(self) -> str:
+        """graded, not gradable, or grader fault (then the servers have no score, and why is in note)."""
+        if self.score is not None:
+            return "graded"
+        return "grader fault" if self.note.startswith("grader fault") else "not gradable"
+
     def line(self) -> str:
         """One line for the console: the score, the optional part beside it, and a note."""
         if self.score is None:
@@ -163,7 +174,54 @@ def environment() -> dict[str, str]:
 GRADER_FAULT = 3  # python -m autograder grade's exit status when the grader itself failed
 
 
-CHECKS_AT_ONCE = 4  # the grader's own default --jobs
+INTERRUPTED = "interrupted: not graded"
+
+
+class Gradings:
+    """The gradings of a batch in progress (subprocesses), so that Ctrl-C stops them all at once: none that is
+    queued starts, and those under way are stopped as Ctrl-C stops one (SIGTERM: its servers are killed)."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def run(self, command: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+        with self._lock:
+            if self.stopping.is_set():
+                return subprocess.CompletedProcess(command, INTERRUPTED_EXIT, "", "")
+            process = subprocess.Popen(
+                command, cwd=KIT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            self._running.add(process)
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+        finally:
+            with self._lock:
+                self._running.discard(process)
+        return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+    def stop(self, grace: float = 30) -> None:
+        """Start nothing more; stop every grading under way and wait up to grace seconds for them to end."""
+        with self._lock:
+            self.stopping.set()
+            running = list(self._running)
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+        deadline = time.monotonic() + grace
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+GRADINGS = Gradings()
+INTERRUPTED_EXIT = 130
 
 
 def grade_server(submission: Path, out: Path, options: list[str], choice: str = "sandbox") -> tuple[dict | None, str]:
@@ -176,14 +234,9 @@ def grade_server(submission: Path, out: Path, options: list[str], choice: str = 
     isolation = {"sandbox": ["--require-isolation"], "uid": [], "none": ["--isolation", "none"]}[choice]
     floor = {sandbox.AT_LEAST: "uid"} if choice == "uid" else {}  # a runner uid at least: never as the grader
     for attempt in (1, 2):
-        run = subprocess.run(
-            [*command, *isolation, *options],
-            cwd=KIT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "COLUMNS": "120", **floor},
-        )
+        run = GRADINGS.run([*command, *isolation, *options], env={**os.environ, "COLUMNS": "120", **floor})
+        if GRADINGS.stopping.is_set() or run.returncode == INTERRUPTED_EXIT:  # Ctrl-C reaches the graders too
+            return None, INTERRUPTED
         if run.returncode == 0 and out.exists():
             return json.loads(out.read_text()), run.stdout
         if run.returncode != GRADER_FAULT or attempt == 2:
@@ -278,6 +331,22 @@ def find_students(course: Path, name: str, students: list[str] | None = None) ->
     return students
 
 
+class Interrupted(Exception):
+    """A batch stopped by Ctrl-C (or SIGTERM): what it recorded, and the students it left."""
+
+    def __init__(self, graded: list["StudentResult"], left: list[str]):
+        super().__init__(f"interrupted: {len(graded)} recorded, {len(left)} left")
+        self.graded, self.left = graded, left
+
+
+@dataclass
+class Batch:
+    """What `course grade` did: the students recorded, and those whose feedback is older than their new result."""
+
+    graded: list["StudentResult"]
+    stale_feedback: list[str]
+
+
 def grade(
     course: Path,
     name: str,
@@ -285,31 +354,130 @@ def grade(
     options: list[str] | None = None,
     on_student=None,
     jobs: int = 1,
-) -> list[StudentResult]:
-    """Grade the servers, `jobs` students at a time, while nbgrader autogrades the notebooks (one process
-    for the batch); then record the servers' scores in the gradebook. A student whose nbgrader step fails
-    is reported, and the batch goes on. CourseError before anything runs where the course's isolation
-    setting refuses how its code could run here. Returns the StudentResults, by student."""
+) -> "Batch":
+    """Grade the servers of students (everyone with a submission, if None), `jobs` at a time, while nbgrader
+    autogrades the notebooks (one process for the batch); then record the servers' scores in the gradebook.
+    A student whose nbgrader step fails is reported, and the batch goes on. Ctrl-C stops it at once
+    (Interrupted: what finished is recorded). CourseError before anything runs where the course's isolation
+    setting refuses how its code could run here. plan() says whom a batch run again has left."""
     course = course.resolve()  # the grader runs from the kit's folder: every path it gets is absolute
-    students = find_students(course, name, students)
+    options = list(options or [])
+    todo = find_students(course, name, students)
     running = how_code_runs(course, isolation_setting(course))
-    graded = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        # about CHECKS_AT_ONCE checks on the machine at once: students side by side share them
-        each = ["--jobs", str(max(1, CHECKS_AT_ONCE // min(jobs, len(students)))), *(options or [])]
-        futures = {
-            pool.submit(_grade_servers, course, name, student, each, running.choice): student for student in students
-        }
-        notebook_failed = autograde_notebooks(course, name, students)  # meanwhile, in this thread
+    graded: list[StudentResult] = []
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    # as many checks at once as one grading would run on the CPUs this may use: students side by side share them
+    each = ["--jobs", str(max(1, machine.default_jobs() // min(jobs, len(todo)))), *options]
+    futures = {pool.submit(_grade_servers, course, name, student, each, running.choice): student for student in todo}
+    try:
+        notebook_failed = autograde_notebooks(course, name, todo)  # meanwhile, in this thread
         for future in as_completed(futures):  # the gradebook is written from this thread only
             student = futures[future]
-            result = _record(course, name, student, *future.result(), notebook_failed.get(student), running)
+            data, note = future.result()
+            if note == INTERRUPTED:  # Ctrl-C reached this grading before it reached the batch
+                raise KeyboardInterrupt
+            result = _record(course, name, student, data, note, notebook_failed.get(student), running)
+            write_status(course, name, student, options, result)
             graded.append(result)
             if on_student:
                 on_student(result)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        GRADINGS.stop()
+        wait(futures, timeout=60)
+        raise Interrupted(graded, sorted(set(todo) - {r.student for r in graded})) from None
+    finally:
+        pool.shutdown(wait=True)
+        write_csv(course / f"server_scores_{name}.csv", graded)
     graded.sort(key=lambda r: r.student)
-    write_csv(course / f"server_scores_{name}.csv", graded)
-    return graded
+    return Batch(graded, [r.student for r in graded if feedback_is_stale(course, name, r.student)])
+
+
+def plan(
+    course: Path, name: str, students: list[str] | None, options: list[str], force: bool = False
+) -> tuple[list[str], list[str]]:
+    """(to grade, up to date): the students named are graded whatever was recorded; without names, those
+    whose recorded result is of the same submission and options are left out unless force (so that a batch
+    run again grades only what an earlier one left, or could not grade)."""
+    course = course.resolve()
+    everyone = find_students(course, name, students)
+    done = [] if students or force else [s for s in everyone if up_to_date(course, name, s, options)]
+    return [s for s in everyone if s not in done], done
+
+
+def fingerprint(course: Path, name: str, student: str, options: list[str]) -> str:
+    """What a result was graded from: the submission's files and the grading's options."""
+    digest = hashlib.sha256(json.dumps(options).encode())
+    folder = course / "submitted" / student / name
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and RESULTS not in p.parts):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def status_path(course: Path, name: str, student: str) -> Path:
+    return course / RESULTS / name / student / "status.json"
+
+
+def write_status(course: Path, name: str, student: str, options: list[str], result: "StudentResult") -> None:
+    """What was recorded for a student, and of what (course status reads it; a batch run again skips it)."""
+    path = status_path(course, name, student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    status = {"status": result.status, "score": result.score, "max_score": result.max_score, "note": result.note}
+    status["fingerprint"] = fingerprint(course, name, student, options)
+    results.write_atomically(path, status)
+
+
+def read_status(course: Path, name: str, student: str) -> dict | None:
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(status_path(course, name, student).read_text())
+    return None
+
+
+def up_to_date(course: Path, name: str, student: str, options: list[str]) -> bool:
+    """Whether the student's recorded result is a grade of this very submission, with these options (a
+    grader fault, or an interrupted grading, is never up to date)."""
+    status = read_status(course, name, student)
+    return bool(
+        status
+        and status["status"] in ("graded", "not gradable")
+        and status["fingerprint"] == fingerprint(course, name, student, options)
+    )
+
+
+def feedback_is_stale(course: Path, name: str, student: str) -> bool:
+    """Whether the student's feedback folder exists and is older than the servers' result just recorded."""
+    feedback = course / "feedback" / student / name
+    result = status_path(course, name, student)
+    return feedback.is_dir() and result.exists() and feedback.stat().st_mtime < result.stat().st_mtime
+
+
+def status(course: Path, name: str) -> list[tuple[str, str, str]]:
+    """(student, status, detail) for everyone the course knows of (the gradebook's students and those
+    with a submission): graded (the score), not gradable or grader fault (why), not graded yet, missing
+    (no submission)."""
+    course = course.resolve()
+    try:
+        submitted = set(find_students(course, name))
+    except CourseError:
+        submitted = set()
+    known = set(submitted)
+    if (course / "gradebook.db").exists():
+        from nbgrader.api import Gradebook
+
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+            known |= {student.id for student in gradebook.students}
+    rows = []
+    for student in sorted(known):
+        found = read_status(course, name, student)
+        if student not in submitted:
+            rows.append((student, "missing", "no submission"))
+        elif found is None:
+            rows.append((student, "not graded yet", ""))
+        elif found["status"] == "graded":
+            rows.append((student, "graded", f"{found['score']:g}/{found['max_score']:g} {found['note']}".strip()))
+        else:
+            rows.append((student, found["status"], found["note"]))
+    return rows
 
 
 def autograde_notebooks(course: Path, name: str, students: list[str]) -> dict[str, str]:
@@ -360,6 +528,7 @@ def _grade_servers(course: Path, name: str, student: str, options: list[str], ch
     previous = out / "results.json"
     backup = previous.read_bytes() if previous.exists() else None
     data, report = grade_server(course / "submitted" / student / name, out / "results.new.json", options, choice)
+    report = for_students(report, course)
     if data is not None:
         (out / "results.new.json").replace(previous)
         (out / "report.txt").write_text(report)
@@ -370,9 +539,21 @@ def _grade_servers(course: Path, name: str, student: str, options: list[str], ch
     return json.loads(backup), f"{report} (kept the earlier score)"
 
 
+def for_students(report: str, course: Path) -> str:
+    """The grader's report as a student may read it: no line that names where its results were written,
+    and neither the course's folder nor the kit's."""
+    lines = [line for line in report.splitlines() if not line.startswith("results written to ")]
+    text = "\n".join(lines) + ("\n" if report.endswith("\n") else "")
+    text = re.sub(rf" in {re.escape(str(course))}/submitted/\S+", "", text)  # "missing handler.py in FOLDER"
+    return text.replace(str(course), "<course>").replace(str(KIT), "<kit>")
+
+
 def _record(course: Path, name: str, student: str, data: dict | None, note: str, failed: str | None, running: Running):
     """The StudentResult of one student, written to the gradebook and the feedback folder where it can be."""
-    if data is None:
+    if data is None:  # marked where the instructor reads grades: not gradable scores 0; a fault, nothing yet
+        if not failed:
+            score = None if note.startswith("grader fault") else 0.0
+            record(course, name, student, score, f"Servers: not graded ({note}).")
         return StudentResult(student, None, 0, (0, 0), {}, note)
     total = results.totals(results.from_gradescope(data))
     categories = {c: t for c, t in total.categories.items() if c != "optional"}
@@ -405,17 +586,36 @@ def write_feedback(course: Path, name: str, student: str, out: Path) -> None:
 
 
 def write_csv(path: Path, students: list[StudentResult]) -> None:
+    """The servers' scores, a row per student, with the status of each; the rows of students not graded
+    this time are kept as they were (grading some students updates their rows alone)."""
     from autograder.marks import CATEGORIES
 
     graded = [c for c in CATEGORIES if c != "optional"]
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["student", "score", "max_score", *graded, "optional", "optional_max", "note"])
-        for r in students:
-            cells = [f"{r.categories[c][0]:g}" if c in r.categories else "" for c in graded]
-            score = "" if r.score is None else f"{r.score:g}"
-            optional = [f"{r.optional[0]:g}", f"{r.optional[1]:g}"] if r.optional[1] else ["", ""]
-            writer.writerow([r.student, score, f"{r.max_score:g}", *cells, *optional, r.note])
+    header = ["student", "status", "score", "max_score", *graded, "optional", "optional_max", "note"]
+    rows: dict[str, dict[str, str]] = {}
+    if path.exists():
+        with open(path, newline="") as file:
+            rows = {row["student"]: row for row in csv.DictReader(file) if row.get("student")}
+    for r in students:
+        cells = {c: f"{r.categories[c][0]:g}" if c in r.categories else "" for c in graded}
+        optional = [f"{r.optional[0]:g}", f"{r.optional[1]:g}"] if r.optional[1] else ["", ""]
+        rows[r.student] = {
+            "student": r.student,
+            "status": r.status,
+            "score": "" if r.score is None else f"{r.score:g}",
+            "max_score": f"{r.max_score:g}",
+            **cells,
+            "optional": optional[0],
+            "optional_max": optional[1],
+            "note": r.note,
+        }
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        for student in sorted(rows):
+            writer.writerow({key: rows[student].get(key, "") for key in header})
+    partial.replace(path)
 
 
 if __name__ == "__main__":  # autograde_notebooks's process

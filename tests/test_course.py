@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from test_notebook_sandbox import runner_can_run_this_python
 from autograder import ASSIGNMENT, KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, sandbox
 from autograder.course import environment, verify_no_solution
 
-from conftest import mutant
+from conftest import leftovers, mutant
 
 NAME = "lab"
 WARNS = "test_task_a"  # the test cell that warns on stderr in the course fixture
@@ -331,3 +332,67 @@ def test_the_notebook_reads_the_lesson_from_a_folder_above_the_one_it_runs_in(tm
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert f"{tmp_path / 'results' / 'lesson'}: modes ['single']" in printed
     assert " io single       knee at 2 users" in printed
+
+
+def test_grading_some_students_keeps_the_others_rows_and_status_tells_each_students_state(course):
+    """Run after the batch above added dave and erin alone: every earlier student keeps their row."""
+    from nbgrader.api import Gradebook
+
+    frank = course / "submitted" / "frank" / NAME  # hands in no handler.py: not gradable
+    frank.mkdir(parents=True)
+    for name in SERVER_FILES[1:]:
+        shutil.copyfile(SOLUTION / name, frank / name)
+    shutil.copyfile(SOLUTION / "report.ipynb", frank / "report.ipynb")
+    (frank / "timestamp.txt").write_text("2026-11-26 10:00:00.000000 UTC")
+    done = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "frank",
+               "--mode", "single", "--check", "echo")  # fmt: skip
+    assert "frank: not gradable: missing handler.py" in done.stdout
+    rows = {r["student"]: r for r in csv.DictReader((course / f"server_scores_{NAME}.csv").read_text().splitlines())}
+    assert set(rows) >= {"alice", "bob", "carol", "mallory", "dave", "erin", "frank"}
+    assert (rows["frank"]["status"], rows["frank"]["score"]) == ("not gradable", "")
+    assert rows["bob"]["status"] == "graded" and rows["bob"]["score"] == "0"
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        score = gradebook.find_grade("server_score", "report", NAME, "frank").manual_score
+        comment = gradebook.find_comment("server_score", "report", NAME, "frank").manual_comment
+        gradebook.update_or_create_student("gina")  # on the class list, nothing handed in
+    assert score == 0 and comment == "Servers: not graded (not gradable: missing handler.py)."
+    listed = run(sys.executable, "-m", "autograder", "course", "status", course, NAME).stdout
+    states = {line.split()[0]: line.split(maxsplit=1)[1] for line in listed.splitlines()}
+    assert states["alice"].startswith("graded") and states["frank"].startswith("not gradable")
+    assert states["gina"].startswith("missing")
+    report = (course / "server-checks" / NAME / "dave" / "report.txt").read_text()
+    assert "results written to" not in report and str(course) not in report  # nothing of the instructor's folders
+
+
+def test_ctrl_c_stops_the_batch_at_once_and_the_same_command_then_grades_what_is_left(course):
+    """Ctrl-C, as a terminal sends it (to the whole process group), once the first student is recorded:
+    the gradings under way stop, none queued starts, what finished is recorded; the same command again
+    grades only the students left."""
+    command = [sys.executable, "-m", "autograder", "course", "grade", str(course), NAME, "--jobs", "1"]
+    tagged = {"COLUMNS": "200", "CONCURRENCY_LAB_TAG_PREFIX": f"batch-{os.getpid()}-"}  # its servers, for leftovers()
+    command += ["--mode", "single", "--mode", "multithread", "--check", "echo", "--check", "held_client"]
+    batch = subprocess.Popen(
+        command, cwd=KIT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), env={**os.environ, **tagged},
+    )  # fmt: skip
+    try:
+        first = batch.stdout.readline()  # the first student recorded
+        assert re.match(r"\w+: ", first), first
+        os.killpg(batch.pid, signal.SIGINT)
+        _, err = batch.communicate(timeout=90)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(batch.pid, signal.SIGKILL)
+    assert batch.returncode == 130, err[-2000:]
+    said = re.search(r"interrupted: (\d+) recorded, (\d+) left \(([\w, ]+)\)", err)
+    assert said, err[-2000:]
+    recorded, left = int(said[1]), said[3].split(", ")
+    assert recorded >= 1 and len(left) == int(said[2]) >= 1
+    assert leftovers(tagged["CONCURRENCY_LAB_TAG_PREFIX"]) == []  # no server of the batch is left running
+    with pytest.raises(ProcessLookupError):  # nor any grading or nbgrader process of it
+        os.killpg(batch.pid, 0)
+    again = run(*command)
+    up_to_date = re.search(r"up to date, not graded again: ([\w, ]+) \(", again.stdout)
+    assert up_to_date and len(up_to_date[1].split(", ")) == recorded, again.stdout
+    graded_now = {line.split(":")[0] for line in again.stdout.splitlines() if re.match(r"\w+: ", line)}
+    assert graded_now == set(left)
