@@ -26,9 +26,11 @@ def cmd_course(args: argparse.Namespace) -> int:
 
     try:
         if args.action == "init":
-            course.init(args.course, args.assignment)
-            print(f"wrote {args.course}/nbgrader_config.py and {args.course}/source/{args.assignment}/")
-            print(f"next: cd {args.course} && nbgrader generate_assignment {args.assignment}")
+            if course.init(args.course, args.assignment):
+                print(f"wrote {args.course}/nbgrader_config.py and {args.course}/source/{args.assignment}/")
+                print(f"next: cd {args.course} && nbgrader generate_assignment {args.assignment}")
+            else:
+                print(f"updated {args.course}/nbgrader_config.py in place (its isolation setting kept; source/ as is)")
             return 0
         if args.action == "status":
             for student, state, detail in course.status(args.course, args.assignment):

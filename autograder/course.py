@@ -64,6 +64,9 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
+# zip_collect: put each student's zip, named STUDENT.zip, in downloaded/NAME/archive/; the kit's collector
+# takes the assignment's files from its top or from the one folder at its top (autograder/zipcollect.py).
+c.ZipCollectApp.collector_plugin = "autograder.zipcollect.Collector"
 # zip_collect keeps only these extensions (by default, notebooks only).
 c.FileNameCollectorPlugin.valid_ext = {extensions!r}
 
@@ -88,21 +91,33 @@ class CourseError(Exception):
     """The course folder or a command on it is not right (the message says what to do)."""
 
 
-def init(course: Path, name: str) -> Path:
-    """Create an nbgrader course folder with source/NAME/ from the kit's solution."""
-    if (course / "nbgrader_config.py").exists():
-        raise CourseError(f"{course} already holds an nbgrader_config.py: choose another folder")
-    source = course / "source" / name
-    source.mkdir(parents=True, exist_ok=True)
-    for path in sorted(SOLUTION.glob("*.py")) + sorted(SOLUTION.glob("*.ipynb")):
-        shutil.copyfile(path, source / path.name)
+def init(course: Path, name: str) -> bool:
+    """Create an nbgrader course folder with source/NAME/ from the kit's solution; or, in a course this
+    command made before, write its nbgrader_config.py anew in place (the instructor's isolation choice
+    kept; source/ left as it is). True if the course was made, False if it was updated; CourseError for a
+    folder that holds another nbgrader configuration."""
+    config_path = course / "nbgrader_config.py"
+    choice = "sandbox"
+    if config_path.exists():
+        text = config_path.read_text(errors="replace")
+        if not text.startswith(CONFIG.splitlines()[0]):
+            raise CourseError(f"{config_path} is not one `course init` wrote: choose another folder")
+        found = re.search(r'^c\.ConcurrencyLab\.isolation = "(\w+)"', text, re.MULTILINE)
+        choice = found[1] if found else choice
+    made = not config_path.exists()
+    if made:
+        source = course / "source" / name
+        source.mkdir(parents=True, exist_ok=True)
+        for path in sorted(SOLUTION.glob("*.py")) + sorted(SOLUTION.glob("*.ipynb")):
+            shutil.copyfile(path, source / path.name)
     files = [*SERVER_FILES, *OPTIONAL_FILES]
-    choices = "\n".join(f"#   {json.dumps(choice):10} {risk}" for choice, risk in notebook.CHOICES.items())
+    choices = "\n".join(f"#   {json.dumps(option):10} {risk}" for option, risk in notebook.CHOICES.items())
     config = CONFIG.format(
         kit=str(KIT), name=name, files=files, extensions=VALID_EXTENSIONS, provisioner=notebook.NAME, choices=choices
     )
-    (course / "nbgrader_config.py").write_text(config)
-    return course
+    kept = f'c.ConcurrencyLab.isolation = "{choice}"'
+    config_path.write_text(config.replace('c.ConcurrencyLab.isolation = "sandbox"', kept))
+    return made
 
 
 def release_hook(assignment: str, student: str, notebooks: list, root: str) -> None:

@@ -25,10 +25,25 @@ def runnable(path: Path) -> list[str]:
     return [body for info, body in blocks(path) if info.split()[1:2] == ["runnable"]]
 
 
+def kit_files() -> list[str]:
+    """The kit's files as a clone has them: those git tracks, and new ones it does not ignore (never a
+    course folder, results or a venv that a reader's earlier run left in the working tree)."""
+    if not (KIT / ".git").exists():  # an unpacked copy of the kit, not a clone: every file but caches
+        skip = {".venv", "results", "__pycache__", ".ruff_cache"}
+        return [str(p.relative_to(KIT)) for p in KIT.rglob("*") if p.is_file() and not skip & set(p.parts)]
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=KIT, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return [name for name in listed.split("\0") if name and (KIT / name).is_file()]
+
+
 def copy_of_the_kit(folder: Path) -> Path:
     """A copy of the kit whose assignment/ holds the reference, so the students' commands run against it."""
     copy = folder / "concurrency-lab"
-    shutil.copytree(KIT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "results", "__pycache__"))
+    for name in kit_files():
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(KIT / name, copy / name)
     for name in SERVER_FILES:
         shutil.copyfile(SOLUTION / name, copy / "assignment" / name)
     return copy

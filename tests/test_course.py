@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -396,3 +397,30 @@ def test_ctrl_c_stops_the_batch_at_once_and_the_same_command_then_grades_what_is
     assert up_to_date and len(up_to_date[1].split(", ")) == recorded, again.stdout
     graded_now = {line.split(":")[0] for line in again.stdout.splitlines() if re.match(r"\w+: ", line)}
     assert graded_now == set(left)
+
+
+def test_zip_collect_takes_each_students_zip_as_students_make_them(course):
+    """Real zips, as nbgrader's zip_collect reads them from downloaded/NAME/archive/: one with the files at
+    its top, one of a folder (with macOS's __MACOSX beside it); then graded as any submission."""
+    archive = course / "downloaded" / NAME / "archive"
+    archive.mkdir(parents=True)
+    files = {name: (SOLUTION / name).read_bytes() for name in SERVER_FILES}
+    files["report.ipynb"] = (SOLUTION / "report.ipynb").read_bytes()
+    files["results/lesson/io/sweep.json"] = b"{}"
+    with zipfile.ZipFile(archive / "hana.zip", "w") as flat:
+        for name, data in files.items():
+            flat.writestr(name, data)
+    with zipfile.ZipFile(archive / "ivan.zip", "w") as folder:
+        for name, data in files.items():
+            folder.writestr(f"my-lab/{name}", data)
+            folder.writestr(f"__MACOSX/my-lab/._{Path(name).name}", b"\x00\x05\x16\x07")
+    done = nbgrader(course, "zip_collect", NAME)
+    assert "files collected" in done.stdout + done.stderr
+    for student in ("hana", "ivan"):
+        submitted = course / "submitted" / student / NAME
+        assert {p.name for p in submitted.iterdir()} >= {*SERVER_FILES, "report.ipynb", "results"}, student
+        assert (submitted / "results" / "lesson" / "io" / "sweep.json").read_bytes() == b"{}"
+        assert not list(submitted.rglob("._*")) and not (submitted / "my-lab").exists()
+    graded = run(sys.executable, "-m", "autograder", "course", "grade", course, NAME, "--student", "hana",
+                 "--student", "ivan", "--mode", "single", "--check", "echo")  # fmt: skip
+    assert "hana: 1/1" in graded.stdout and "ivan: 1/1" in graded.stdout

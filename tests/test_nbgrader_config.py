@@ -32,3 +32,21 @@ def test_init_writes_the_isolation_choice_with_its_risk_and_grading_refuses_a_va
     done = run(sys.executable, "-m", "autograder", "course", "grade", tmp_path, NAME, check=False)
     assert done.returncode == 1 and "c.ConcurrencyLab.isolation: The 'isolation' trait" in done.stderr
     assert "expected any of ['sandbox', 'uid', 'none'], not the str 'root'" in done.stderr
+
+
+def test_init_again_updates_the_configuration_in_place_and_refuses_a_folder_it_did_not_make(tmp_path):
+    """As an instructor pastes the README's block twice, or updates the kit: the course's own choice stays."""
+    run(sys.executable, "-m", "autograder", "course", "init", tmp_path, "--assignment", NAME)
+    config = tmp_path / "nbgrader_config.py"
+    config.write_text(config.read_text().replace('isolation = "sandbox"', 'isolation = "uid"') + "# stale\n")
+    (tmp_path / "source" / NAME / "handler.py").write_text("# the instructor's own edit\n")
+    again = run(sys.executable, "-m", "autograder", "course", "init", tmp_path, "--assignment", NAME)
+    assert "updated" in again.stdout
+    text = config.read_text()
+    assert 'c.ConcurrencyLab.isolation = "uid"\n' in text and "# stale" not in text
+    assert (tmp_path / "source" / NAME / "handler.py").read_text() == "# the instructor's own edit\n"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "nbgrader_config.py").write_text("c = get_config()\n")
+    refused = run(sys.executable, "-m", "autograder", "course", "init", other, check=False)
+    assert refused.returncode == 1 and "is not one `course init` wrote: choose another folder" in refused.stderr
