@@ -32,13 +32,17 @@ def cmd_course(args: argparse.Namespace) -> int:
             else:
                 print(f"updated {args.course}/nbgrader_config.py in place (its isolation setting kept; source/ as is)")
             return 0
+        if args.action == "record":
+            batch = course.record_graded(args.course, args.assignment, lambda r: print(r.line(), flush=True))
+            print(f"recorded {len(batch.graded)} in {args.course}/server_scores_{args.assignment}.csv and gradebook.db")
+            return 0
         if args.action == "status":
             for student, state, detail in course.status(args.course, args.assignment):
                 print(f"{student:20} {state:15} {detail}".rstrip())
             return 0
         console = Console()
         options = [f"--mode={m}" for m in args.mode or ()] + [f"--check={c}" for c in args.check or ()]
-        students, done = course.plan(args.course, args.assignment, args.student, options, force=args.force)
+        students, done = course.plan(args.course, args.assignment, args.student, options, args.force, args.shard)
         if done:
             print(f"up to date, not graded again: {', '.join(done)} (--force grades them again)")
         if not students:
@@ -54,7 +58,8 @@ def cmd_course(args: argparse.Namespace) -> int:
                 progress.console.print(result.line(), markup=False, highlight=False, soft_wrap=True)
 
             with grade.sigterm_interrupts():  # SIGTERM stops the batch as Ctrl-C does
-                batch = course.grade(args.course, args.assignment, students, options, done_one, args.jobs)
+                whole = args.shard == (1, 1)  # a shard grades the servers alone; `course record` records them
+                batch = course.grade(args.course, args.assignment, students, options, done_one, args.jobs, whole)
     except course.CourseError as exc:
         print(f"course: {exc}", file=sys.stderr)
         return 1
@@ -66,6 +71,11 @@ def cmd_course(args: argparse.Namespace) -> int:
         )
         return 130
     unscored = sum(r.score is None for r in batch.graded)
+    if args.shard != (1, 1):
+        where = f"{args.course}/{course.RESULTS}/"
+        print(f"shard {args.shard[0]}/{args.shard[1]}: {len(batch.graded)} graded into {where}; "
+              f"`course record {args.course} {args.assignment}` records every shard")  # fmt: skip
+        return 0
     print(f"scores in {args.course}/server_scores_{args.assignment}.csv and gradebook.db; {unscored} without a score")
     if batch.stale_feedback:
         print(
@@ -315,6 +325,14 @@ def cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def shard(text: str) -> tuple[int, int]:
+    """An argparse type: K/N, 1 <= K <= N."""
+    number, _, count = text.partition("/")
+    if not (number.isdigit() and count.isdigit() and 1 <= int(number) <= int(count)):
+        raise argparse.ArgumentTypeError(f"must be K/N with 1 <= K <= N, as 2/3, not {text!r}")
+    return int(number), int(count)
+
+
 def at_least_one(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     if not text.isdigit() or int(text) < 1:
@@ -440,7 +458,18 @@ def parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--force", action="store_true", help="grade again students whose recorded result is of their submission"
     )
+    batch.add_argument(
+        "--shard",
+        type=shard,
+        default=(1, 1),
+        metavar="K/N",
+        help="grade the servers of the Kth of every N students only, into server-checks/ (record with `course record`)",
+    )
     batch.set_defaults(run=cmd_course)
+    gather = actions.add_parser("record", help="autograde the notebooks and record what `course grade --shard` wrote")
+    gather.add_argument("course", type=Path, metavar="COURSE_DIR")
+    gather.add_argument("assignment", metavar="NAME")
+    gather.set_defaults(run=cmd_course)
     state = actions.add_parser("status", help="who is graded, not gradable, faulted, not graded yet, or missing")
     state.add_argument("course", type=Path, metavar="COURSE_DIR")
     state.add_argument("assignment", metavar="NAME")

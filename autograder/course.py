@@ -369,9 +369,12 @@ def grade(
     options: list[str] | None = None,
     on_student=None,
     jobs: int = 1,
+    record_them: bool = True,
 ) -> "Batch":
     """Grade the servers of students (everyone with a submission, if None), `jobs` at a time, while nbgrader
     autogrades the notebooks (one process for the batch); then record the servers' scores in the gradebook.
+    Without record_them (a shard, maybe on another machine), the servers alone: `course record` then
+    autogrades the notebooks and records what the shards wrote under RESULTS.
     A student whose nbgrader step fails is reported, and the batch goes on. Ctrl-C stops it at once
     (Interrupted: what finished is recorded). CourseError before anything runs where the course's isolation
     setting refuses how its code could run here. plan() says whom a batch run again has left."""
@@ -385,14 +388,17 @@ def grade(
     each = ["--jobs", str(max(1, machine.default_jobs() // min(jobs, len(todo)))), *options]
     futures = {pool.submit(_grade_servers, course, name, student, each, running.choice): student for student in todo}
     try:
-        notebook_failed = autograde_notebooks(course, name, todo)  # meanwhile, in this thread
+        notebook_failed = autograde_notebooks(course, name, todo) if record_them else {}  # meanwhile, here
         for future in as_completed(futures):  # the gradebook is written from this thread only
             student = futures[future]
             data, note = future.result()
             if note == INTERRUPTED:  # Ctrl-C reached this grading before it reached the batch
                 raise KeyboardInterrupt
-            result = _record(course, name, student, data, note, notebook_failed.get(student), running)
-            write_status(course, name, student, options, result)
+            if record_them:
+                result = _record(course, name, student, data, note, notebook_failed.get(student), running)
+                write_status(course, name, student, options, result)
+            else:
+                result = student_result(student, data, note, running)
             graded.append(result)
             if on_student:
                 on_student(result)
@@ -403,21 +409,57 @@ def grade(
         raise Interrupted(graded, sorted(set(todo) - {r.student for r in graded})) from None
     finally:
         pool.shutdown(wait=True)
-        write_csv(course / f"server_scores_{name}.csv", graded)
+        if record_them:
+            write_csv(course / f"server_scores_{name}.csv", graded)
     graded.sort(key=lambda r: r.student)
     return Batch(graded, [r.student for r in graded if feedback_is_stale(course, name, r.student)])
 
 
 def plan(
-    course: Path, name: str, students: list[str] | None, options: list[str], force: bool = False
+    course: Path,
+    name: str,
+    students: list[str] | None,
+    options: list[str],
+    force: bool = False,
+    shard: tuple[int, int] = (1, 1),
 ) -> tuple[list[str], list[str]]:
     """(to grade, up to date): the students named are graded whatever was recorded; without names, those
     whose recorded result is of the same submission and options are left out unless force (so that a batch
-    run again grades only what an earlier one left, or could not grade)."""
+    run again grades only what an earlier one left, or could not grade). shard (K, N): of those, the Kth
+    of every N, in the order of their names (N machines, or N jobs of a scheduler, share a class so)."""
     course = course.resolve()
-    everyone = find_students(course, name, students)
+    number, shards = shard
+    everyone = find_students(course, name, students)[number - 1 :: shards]
     done = [] if students or force else [s for s in everyone if up_to_date(course, name, s, options)]
     return [s for s in everyone if s not in done], done
+
+
+def record_graded(course: Path, name: str, on_student=None) -> "Batch":
+    """`course record`: autograde the notebooks of the students whose servers a shard graded (their
+    RESULTS/NAME/STUDENT/outcome.json is newer than what was recorded) and record them, as one batch would."""
+    course = course.resolve()
+    waiting = []
+    for student in find_students(course, name):
+        outcome = course / RESULTS / name / student / "outcome.json"
+        recorded = status_path(course, name, student)
+        if outcome.exists() and (not recorded.exists() or recorded.stat().st_mtime < outcome.stat().st_mtime):
+            waiting.append(student)
+    if not waiting:
+        return Batch([], [])
+    running = how_code_runs(course, isolation_setting(course))
+    notebook_failed = autograde_notebooks(course, name, waiting)
+    graded = []
+    for student in waiting:
+        folder = course / RESULTS / name / student
+        outcome = json.loads((folder / "outcome.json").read_text())
+        data = json.loads((folder / "results.json").read_text()) if outcome["scored"] else None
+        result = _record(course, name, student, data, outcome["note"], notebook_failed.get(student), running)
+        write_status(course, name, student, outcome["options"], result)
+        graded.append(result)
+        if on_student:
+            on_student(result)
+    write_csv(course / f"server_scores_{name}.csv", graded)
+    return Batch(graded, [r.student for r in graded if feedback_is_stale(course, name, r.student)])
 
 
 def fingerprint(course: Path, name: str, student: str, options: list[str]) -> str:
@@ -484,8 +526,12 @@ def status(course: Path, name: str) -> list[tuple[str, str, str]]:
     rows = []
     for student in sorted(known):
         found = read_status(course, name, student)
+        outcome = course / RESULTS / name / student / "outcome.json"
+        recorded = status_path(course, name, student)
         if student not in submitted:
             rows.append((student, "missing", "no submission"))
+        elif outcome.exists() and (found is None or recorded.stat().st_mtime < outcome.stat().st_mtime):
+            rows.append((student, "not recorded yet", "graded by a shard: `course record` records it"))
         elif found is None:
             rows.append((student, "not graded yet", ""))
         elif found["status"] == "graded":
@@ -538,20 +584,27 @@ def _why(output: str) -> str:
 
 
 def _grade_servers(course: Path, name: str, student: str, options: list[str], choice: str) -> tuple[dict | None, str]:
-    """(results, note) of one student's servers; an earlier good result is kept when this one fails."""
+    """(results, note) of one student's servers; an earlier good result is kept when this one fails. The
+    unit of work: what it found is written under RESULTS/NAME/STUDENT/ (results.json, report.txt, and
+    outcome.json, which `course record` reads), so that another machine's shard can be recorded here."""
     out = course / RESULTS / name / student
     previous = out / "results.json"
     backup = previous.read_bytes() if previous.exists() else None
     data, report = grade_server(course / "submitted" / student / name, out / "results.new.json", options, choice)
+    if report == INTERRUPTED:
+        return None, report
     report = for_students(report, course)
     if data is not None:
         (out / "results.new.json").replace(previous)
         (out / "report.txt").write_text(report)
-        return data, ""
-    if backup is None:
+        data, note = data, ""
+    elif backup is None:
         (out / "report.txt").write_text(report + "\n")
-        return None, report
-    return json.loads(backup), f"{report} (kept the earlier score)"
+        note = report
+    else:
+        data, note = json.loads(backup), f"{report} (kept the earlier score)"
+    results.write_atomically(out / "outcome.json", {"note": note, "scored": data is not None, "options": options})
+    return data, note
 
 
 def for_students(report: str, course: Path) -> str:
@@ -569,16 +622,25 @@ def _record(course: Path, name: str, student: str, data: dict | None, note: str,
         if not failed:
             score = None if note.startswith("grader fault") else 0.0
             record(course, name, student, score, f"Servers: not graded ({note}).")
+        return student_result(student, data, note, running)
+    result = student_result(student, data, note, running)
+    if failed:  # no autograded notebook: no cell to write the servers' score into
+        result.note = f"{result.note} nbgrader autograde failed ({failed}): not in the gradebook".strip()
+    else:
+        total = results.totals(results.from_gradescope(data))
+        record(course, name, student, data["score"], feedback_comment(data, total, running.comment()))
+        write_feedback(course, name, student, course / RESULTS / name / student)
+    return result
+
+
+def student_result(student: str, data: dict | None, note: str, running: Running) -> StudentResult:
+    """The StudentResult of one student's servers (data: their results.json, None if they have no score)."""
+    if data is None:
         return StudentResult(student, None, 0, (0, 0), {}, note)
     total = results.totals(results.from_gradescope(data))
     categories = {c: t for c, t in total.categories.items() if c != "optional"}
     if not running.isolated or sandbox.NOT_ISOLATED in data.get("output", ""):
         note = f"{note} not isolated".strip()
-    if failed:  # no autograded notebook: no cell to write the servers' score into
-        note = f"{note} nbgrader autograde failed ({failed}): not in the gradebook".strip()
-    else:
-        record(course, name, student, data["score"], feedback_comment(data, total, running.comment()))
-        write_feedback(course, name, student, course / RESULTS / name / student)
     return StudentResult(student, total.score, total.max_score, total.optional, categories, note)
 
 
