@@ -192,7 +192,7 @@ graded (a missing or broken required file) is "invalid, not gradable" with the r
 attempt; so is a grading that had a fault of the grader, or ran past @SECONDS@ s and was stopped.
 
 Isolation: in PrairieLearn's Docker containers bubblewrap cannot create namespaces, so each server runs as
-a runner uid of its own (the kit's README, "Where a server runs"); the grader passes
+a runner uid of its own (the kit's docs/security.md, "Where a server runs"); the grader passes
 `--require-isolation`, so a container where that cannot be had gives no grade (gradable false, with the
 reason), never an unisolated one. Tested by the kit: the release, and `run.sh` with `/grade` moved
 (`GRADE_ROOT`). Not tested: the image itself (no test builds it) and a real PrairieLearn.

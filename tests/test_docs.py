@@ -1,4 +1,5 @@
-"""The README tells the truth: its rubric is the grader's, and its set-up commands are the ones CI runs."""
+"""The README and the guides in docs/ tell the truth: the rubric is the grader's, the set-up commands are the
+ones CI runs, and their runnable blocks run."""
 
 import os
 import shutil
@@ -17,7 +18,7 @@ def test_readme_rubric_is_the_graders_rubric():
     ).stdout
     assert rubric.count("\n") > 20 and "| | **total** | | | | | | **100** |" in rubric
     assert "| | **optional part, beside the total** | | | | | | **42** |" in rubric
-    assert rubric in (KIT / "README.md").read_text()
+    assert rubric in (KIT / "docs" / "instructors.md").read_text()
 
 
 def test_readme_gives_the_two_set_up_commands_and_ci_runs_the_same_install_and_tests():
@@ -57,8 +58,18 @@ def test_the_installed_kit_runs_from_any_folder(tmp_path):
 
 
 def test_the_readmes_blocks_run_pasted_in_order_into_one_shell(tmp_path):
-    """As an instructor pastes them, the course workflow included."""
+    output = paste_in_order(copy_of_the_kit(tmp_path), KIT / "README.md")
+    assert "HTTP/1.1 200 OK" in output and "Aggregated" in output  # curl, then locust
+
+
+def test_the_instructors_guides_blocks_run_pasted_in_order_into_one_shell(tmp_path):
+    """As an instructor pastes them: the course workflow, then two shards side by side and their record."""
     copy = copy_of_the_kit(tmp_path)
-    output = paste_in_order(copy, KIT / "README.md")
+    output = paste_in_order(copy, KIT / "docs" / "instructors.md")
     assert "0 without a score" in output and (copy / "mycourse" / "grades.csv").exists()
+    assert "recorded 1 in" in output and "alice" in output.split("recorded 1 in")[-1]  # course status, after
+
+
+def test_the_measurement_guides_blocks_run_pasted_in_order_into_one_shell(tmp_path):
+    output = paste_in_order(copy_of_the_kit(tmp_path), KIT / "docs" / "measurements.md")
     assert "Capacity (the knee" in output  # the sweep block
