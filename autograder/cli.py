@@ -414,8 +414,9 @@ def parser() -> argparse.ArgumentParser:
         "(a capacity sweep of each of three workloads: none, 20 ms io, 20 ms cpu). Options given "
         "override the preset. --sweep steps the users up (no wait) to find each mode's capacity.",
     )
-    default = SOLUTION if SOLUTION.is_dir() else ASSIGNMENT  # students' bundles have no solution/
-    comp.add_argument("submission", nargs="?", type=Path, default=default, help="default: %(default)s")
+    comp.add_argument(
+        "submission", nargs="?", type=Path, default=ASSIGNMENT, help="your servers, as grade (default: %(default)s)"
+    )
     comp.add_argument("--preset", choices=("quick", "report", "lesson"), default="quick")
     comp.add_argument("--sweep", action="store_true", help="step the load up to find each mode's capacity")
     comp.add_argument("--steps", type=int, nargs="+", metavar="USERS", help="users per step of a sweep (1 2 4 8 16 32)")

@@ -115,7 +115,7 @@ def lesson(tmp_path_factory) -> Path:
     """A real lesson (results/lesson/{none,io,cpu}/), as the notebook reads it: one mode and one step per
     workload, to keep the kit's tests short."""
     out = tmp_path_factory.mktemp("results") / "lesson"
-    command = [sys.executable, "-m", "autograder", "compare", "--preset", "lesson", "--out", str(out)]
+    command = [sys.executable, "-m", "autograder", "compare", str(SOLUTION), "--preset", "lesson", "--out", str(out)]
     command += ["--modes", "single", "--steps", "2", "--step-time", "2s"]
     done = subprocess.run(command, cwd=KIT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

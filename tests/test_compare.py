@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from autograder import KIT
+from autograder import KIT, SOLUTION
 from autograder.compare import (
     CORES,
     FAILURES,
@@ -25,7 +25,7 @@ from autograder.compare import (
 def compare(tmp_path, *options: str) -> dict:
     out = tmp_path / "out"
     run = subprocess.run(
-        [sys.executable, "-m", "autograder", "compare", "--out", out, *options],
+        [sys.executable, "-m", "autograder", "compare", str(SOLUTION), "--out", out, *options],
         cwd=KIT,
         capture_output=True,
         text=True,
@@ -143,7 +143,7 @@ def test_run_time_accepts_locust_style_durations(text, seconds):
 )
 def test_bad_settings_are_refused_before_anything_starts(tmp_path, options, message):
     run = subprocess.run(
-        [sys.executable, "-m", "autograder", "compare", "--out", tmp_path, *options],
+        [sys.executable, "-m", "autograder", "compare", str(SOLUTION), "--out", tmp_path, *options],
         cwd=KIT,
         capture_output=True,
         text=True,

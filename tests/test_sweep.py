@@ -7,7 +7,7 @@ import sys
 
 from test_compare import summary
 
-from autograder import KIT
+from autograder import KIT, SOLUTION
 from autograder.compare import Row, Settings
 from autograder.sweep import CSV_COLUMNS, Sweep, cpu_lesson, knee
 
@@ -48,7 +48,8 @@ def test_the_cpu_lesson_says_when_it_cannot_show_on_this_machine():
 
 def test_a_sweep_writes_a_csv_row_per_step_and_mode_a_json_and_a_chart(tmp_path):
     out = tmp_path / "sweep"
-    command = [sys.executable, "-m", "autograder", "compare", "--sweep", "--steps", "1", "4", "--step-time", "3s"]
+    command = [sys.executable, "-m", "autograder", "compare", str(SOLUTION), "--sweep", "--steps", "1", "4"]
+    command += ["--step-time", "3s"]
     command += ["--modes", "single", "multithread", "--work-ms", "50", "--out", out]
     done = subprocess.run(
         command,
@@ -79,7 +80,7 @@ def test_a_sweep_writes_a_csv_row_per_step_and_mode_a_json_and_a_chart(tmp_path)
 
 def test_sweep_options_without_a_sweep_are_refused(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "autograder", "compare", "--steps", "1", "2", "--out", tmp_path],
+        [sys.executable, "-m", "autograder", "compare", str(SOLUTION), "--steps", "1", "2", "--out", tmp_path],
         cwd=KIT,
         capture_output=True,
         text=True,
