@@ -72,7 +72,7 @@ def test_the_student_bundle_has_the_skeletons_and_the_grader_and_no_solution(tmp
     )
     assert self_check.returncode == 0, self_check.stderr
     printed = " ".join(self_check.stdout.split())
-    assert "0 / 1 points" in printed and "serve() in single_server.py is not implemented yet" in printed
+    assert "0 / 1 points" in printed and "single_server.py: serve() is not written yet" in printed
     rubric = subprocess.run(
         [sys.executable, "-m", "autograder", "rubric"], cwd=kit, capture_output=True, text=True, timeout=60, check=True
     )
