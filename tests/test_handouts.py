@@ -88,3 +88,25 @@ def test_the_handouts_blocks_run_pasted_in_order_into_one_shell(tmp_path):
     output = paste_in_order(copy_of_the_kit(tmp_path), HANDOUTS["en"])
     assert "13 / 13 points" in output  # the grade block, against the reference copied into assignment/
     assert "end of file after" in output and "TcpExtListenOverflows" in output  # the experiments of section 7
+
+
+AVOID = {"처리량": ["처리율"], "워커": ["작업자"], "단일 서버": ["single 서버"], "EOF": ["end-of-file"],
+         "램프업": ["ramp-up"], "유휴": ["놀고"], "회수": ["거두", "거둡"]}  # fmt: skip  # the other words once used
+
+
+def glossary(text: str) -> dict[str, str]:
+    """{English: Korean} of a handout's glossary (its last table)."""
+    table = text.rsplit("| English | 한국어 |", 1)[1]
+    rows = [line.split("|")[1:3] for line in table.strip().splitlines()[1:] if line.startswith("|")]
+    return {english.strip(): korean.strip() for english, korean in rows}
+
+
+def test_both_handouts_end_with_one_glossary_and_the_korean_keeps_to_it():
+    en, ko = (HANDOUTS[lang].read_text() for lang in ("en", "ko"))
+    terms = glossary(ko)
+    assert terms == glossary(en) and len(terms) >= 15
+    prose = ko.rsplit("## 용어집", 1)[0]
+    for korean in terms.values():
+        assert korean in prose, korean  # each term is used
+        for other in AVOID.get(korean, []):
+            assert other not in prose, (korean, other)  # and no other word for it
