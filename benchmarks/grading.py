@@ -95,6 +95,12 @@ def grade(condition: str, hogs: int) -> dict:
             quota.remove()
 
 
+def commit() -> str:
+    """The kit's commit, as `git describe` gives it ("unknown" outside a clone)."""
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=KIT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="gradings per condition (default: %(default)s)")
@@ -116,7 +122,8 @@ def main() -> None:
         "# Grading the reference on a busy machine",
         "",
         f"`{command.strip()}`, {datetime.date.today()}: {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, {machine.cpus():g} CPUs for the grader. "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, {machine.cpus():g} CPUs for the grader, "
+        f"the kit at {commit()}. "
         f"{args.runs} full gradings per condition (every check, hidden ones included, with isolation), the "
         "conditions alternating. Written by the benchmark; do not edit by hand.",
         "",

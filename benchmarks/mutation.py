@@ -122,6 +122,12 @@ def grade(mutant: Mutant, folder: Path) -> dict:
     }
 
 
+def commit() -> str:
+    """The kit's commit, as `git describe` gives it ("unknown" outside a clone)."""
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=KIT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="only mutants whose line holds this text")
@@ -154,7 +160,8 @@ def main() -> None:
         "# The grader's mutation score",
         "",
         f"`{command.strip()}`, {datetime.date.today()}: {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}. Written by the benchmark; do not edit by hand.",
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, the kit at {commit()}. "
+        "Written by the benchmark; do not edit by hand.",
         "",
         f"**{killed} of {considered} mutants that are not equivalent are killed ({score:.0%})**; "
         f"{equivalent} equivalent, {len(survived)} survived.",
