@@ -7,7 +7,17 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-Address = tuple[str, int]
+
+class Address(tuple):
+    """(host, port), and the network it is reached in: the box of its server (harness.Network), where the
+    server has one of its own; None: this process's own network."""
+
+    network = None
+
+    def __new__(cls, host: str, port: int, network=None) -> "Address":
+        address = super().__new__(cls, (host, port))
+        address.network = network
+        return address
 
 
 @dataclass
@@ -52,10 +62,12 @@ class Reply:
         return fields
 
 
-def connect(address: Address, timeout: float = 5.0, receive_buffer: int = 0) -> socket.socket:
-    """A connected client socket; with receive_buffer, that small a receive buffer (set before connecting,
-    so that the window it offers stays small)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET, socket.SOCK_STREAM)
+def connect(address: tuple[str, int], timeout: float = 5.0, receive_buffer: int = 0) -> socket.socket:
+    """A connected client socket, made in the address's network (see Address); with receive_buffer, that
+    small a receive buffer (set before connecting, so that the window it offers stays small)."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    network = getattr(address, "network", None)
+    sock = network.socket(family, socket.SOCK_STREAM) if network is not None else socket.socket(family)
     try:
         if receive_buffer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
@@ -93,7 +105,7 @@ def read_until_close(
 
 
 def exchange(
-    address: Address,
+    address: tuple[str, int],
     *pieces: bytes,
     pause: float = 0.05,
     timeout: float = 5.0,

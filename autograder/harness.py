@@ -15,28 +15,39 @@ What the checks look at needs no ptrace rights where it can do without: a grader
 container (no CAP_SYS_PTRACE) may not read where a runner uid's descriptors lead, nor its environment. A
 server's sockets are read from /proc/net/tcp and tcp6 (every socket, with its owner's uid: every process
 of a runner uid is its server's), and what must take a server's socket runs as its runner uid.
+
+Where the grader is root and may make network namespaces (not in a Docker-like container, whose seccomp
+filter refuses them), the servers of one check run in a network of their own (a Network, "a box": a
+namespace with only its loopback, held by a descriptor of the grader's): nothing outside reaches into it,
+and nothing inside reaches any other server, student's or grader's. The grader's own clients open their
+sockets in it (a socket stays in the namespace it was made in), locust runs in it, and the server's
+sockets are read from the box's own /proc/net/tcp. Elsewhere every server shares the machine's loopback,
+and Server.network says so.
 """
 
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from autograder import sandbox
+from autograder.client import Address
 
 READY = re.compile(r"^Serving on (?P<host>\S+):(?P<port>\d+)\s*$", re.MULTILINE)
 TAG = "CONCURRENCY_LAB_TAG"  # environment variable carried by every process of one server
@@ -48,15 +59,164 @@ GROWING = 64  # tasks of a server tree beyond which task_limit_hit() waits to se
 LAUNCH = Path(__file__).with_name("launch.py")
 SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture (Linux 5.6 and later)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+CLONE_NEWNET = 0x40000000
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+CHECK, SHARED = "check", "shared"  # Server(network=...): the box of the check running; the machine's loopback
+NETWORKS = "CONCURRENCY_LAB_NETWORKS"  # "shared": never make boxes (to show what they prevent, or what they cost)
+ANNOUNCE_GRACE = 2.0  # seconds the announced address may take to show as listening after the ready line
 
 
 class ServerError(Exception):
     """The server did not start, or did not behave as a process should (its output tells why)."""
 
 
+class ServerGone(ServerError):
+    """The server's own process ended, or let go of what a check was looking at (its listening socket),
+    while the check ran: the submission's doing."""
+
+
 class ProbeError(Exception):
     """The grader cannot see here what a check needs to see of a server: a fault of the grader, not of the
     submission."""
+
+
+class Network:
+    """A network of its own (a network namespace: "a box"), made by the grader and held by one of its
+    descriptors, with only a loopback, up. Servers enter it before they drop their privileges (launch.py
+    --netns); the grader's sockets are made in it (setns is per thread: this thread enters, makes the
+    socket and comes back; the socket stays in the box) and locust runs in it. Nothing outside the box
+    reaches into it; nothing inside reaches out. It lives while the descriptor is open, or while anything
+    made in it (a socket, a process) still is."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.name = os.readlink(f"/proc/self/fd/{fd}")  # "net:[4026532187]"
+        self.users: set[int] = set()  # the servers started in it and not yet killed (by id)
+
+    @classmethod
+    def make(cls) -> "Network":
+        """A new box; OSError where this process may make none (not root; a container's seccomp filter)."""
+        made: dict = {}
+
+        def unshare() -> None:  # in a thread of its own, which ends in the new namespace: this one never moves
+            try:
+                if _libc().unshare(CLONE_NEWNET) != 0:
+                    error = ctypes.get_errno()
+                    raise OSError(error, os.strerror(error))
+                made["fd"] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # ip link set lo up
+                    request = struct.pack("16sh", b"lo", 0)
+                    flags = struct.unpack("16sh", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+                    fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
+            except OSError as exc:
+                made["error"] = exc
+
+        thread = threading.Thread(target=unshare, name="network namespace")
+        thread.start()
+        thread.join()
+        if "error" in made:
+            if "fd" in made:
+                os.close(made["fd"])
+            raise made["error"]
+        return cls(made["fd"])
+
+    @contextlib.contextmanager
+    def inside(self) -> Iterator[None]:
+        """This thread in the box for the block, then back where it was."""
+        if self.fd < 0:
+            raise ProbeError("the server's network was closed before the check ended")
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(self.fd)
+            try:
+                yield
+            finally:
+                _setns(home)
+        finally:
+            os.close(home)
+
+    def socket(self, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A socket of the box."""
+        with self.inside():
+            return socket.socket(family, kind)
+
+    def read(self, path: str) -> str:
+        """A file of /proc/thread-self/net as the box shows it (e.g. "tcp"): its TCP sockets."""
+        with self.inside(), open(f"/proc/thread-self/net/{path}") as file:
+            return file.read()
+
+    def command(self, command: list[str]) -> list[str]:
+        """command, run in the box (launch.py enters it, then execs it): pass self.fd on (pass_fds)."""
+        return [*launcher(network=self.fd), "--", *command]
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+_boxes: dict[str, Network] = {}  # {the check running: its box}
+_refused: list[str] = []  # why no box can be made here, once found
+
+
+def network_isolation() -> str:
+    """Why the servers of each check share the machine's loopback here; "" where they get a network of
+    their own (for the isolation's description)."""
+    if _refused:
+        return _refused[0]
+    if os.environ.get(NETWORKS) == SHARED:
+        return f"networks of their own turned off ({NETWORKS}={SHARED})"
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    try:
+        Network.make().close()
+    except OSError as exc:
+        _refused.append(f"network namespaces are refused here ({exc.strerror or exc})")
+        return _refused[0]
+    return ""
+
+
+def _check_box() -> Network | None:
+    """The box of the check running, made for its first server, shared by its others (a server restarted
+    on the same port meets the first one's TIME_WAIT); a box of its own outside a check; None where none
+    can be made here. A check is named by pytest's PYTEST_CURRENT_TEST; its box is closed once its servers
+    are killed and another check starts a server, or at its teardown."""
+    if network_isolation():
+        return None
+    key = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0] or f"server {uuid.uuid4().hex}"
+    for other, box in list(_boxes.items()):
+        if other != key and not box.users:
+            box.close()
+            del _boxes[other]
+    if key not in _boxes:
+        try:
+            _boxes[key] = Network.make()
+        except OSError as exc:
+            _refused.append(f"network namespaces are refused here ({exc.strerror or exc})")
+            return None
+    return _boxes[key]
+
+
+def _leave_box(server: "Server") -> None:
+    box = server.box
+    if box is None:
+        return
+    box.users.discard(id(server))
+    phase = os.environ.get("PYTEST_CURRENT_TEST", "")
+    key = next((k for k, b in _boxes.items() if b is box), None)
+    if key is not None and not box.users and (key.startswith("server ") or phase.endswith("(teardown)")):
+        box.close()
+        del _boxes[key]
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc().setns(fd, CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"setns: {os.strerror(error)}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +235,9 @@ class Limits:
     """Caps for a server's whole process tree."""
 
     tasks: int = 1024  # processes and threads, together
-    memory: int = 4 << 30  # bytes of address space per process, and of memory for the tree where a cgroup can hold it
+    memory: int = 4 << 30  # bytes of address space per process
+    tree_memory: int = 1 << 30  # bytes of memory of the whole tree, where a cgroup can hold it (the reference: 35 MiB)
+    cpus: float = 1.0  # CPUs the whole tree may keep busy, where a cgroup can hold it (cgroup v1 cpu controller)
     output: int = 64 << 20  # bytes in any one file it writes (its stdout included): a flood stops there
     cpu_seconds: int = 120  # of CPU time per process: an endless loop ends
     open_files: int = 4096  # descriptors per process
@@ -83,15 +245,17 @@ class Limits:
 
 
 class ControlGroups:
-    """Control groups (cgroup v1 pids and memory, or v2) made for one server tree, where this user may make them."""
+    """Control groups (cgroup v1 pids, memory and cpu, or v2) made for one server tree, where this user may make
+    them."""
 
     def __init__(self, name: str, limits: Limits):
         self.paths: list[Path] = []
         self.caps_tasks = False
         settings = {
             "pids": {"pids.max": limits.tasks},
-            "memory": {"memory.limit_in_bytes": limits.memory},
-            "": {"pids.max": limits.tasks, "memory.max": limits.memory},  # v2: one hierarchy
+            "memory": {"memory.limit_in_bytes": limits.tree_memory},
+            "cpu": {"cpu.cfs_period_us": 100000, "cpu.cfs_quota_us": int(limits.cpus * 100000)},
+            "": {"pids.max": limits.tasks, "memory.max": limits.tree_memory},  # v2: one hierarchy
         }
         for controller, own in _own_cgroups().items():
             if controller not in settings:
@@ -158,7 +322,10 @@ class Server:
     """One server subprocess: `python -u SCRIPT ARGS...`, run in cwd, its output in log_dir.
 
     With limits, the server is untrusted: it runs under them with isolation (a sandbox.Isolation; by
-    default none, but still with a cleared environment), and sees only the .py files of its folder."""
+    default none, but still with a cleared environment), and sees only the .py files of its folder; where
+    it is isolated, in a network of its own where one can be made: network CHECK (the box of the check
+    running, shared by the check's servers), or a Network of the caller's; SHARED: the machine's loopback.
+    Its ready line must then announce a socket on which its own processes listen, on the host asked for."""
 
     def __init__(
         self,
@@ -168,6 +335,7 @@ class Server:
         cwd: Path | None = None,
         limits: Limits | None = None,
         isolation: "sandbox.Isolation | None" = None,
+        network: "Network | str" = CHECK,
     ):
         self.script, self.args, self.log_dir = Path(script).resolve(), list(args), Path(log_dir)
         self.cwd = Path(cwd) if cwd else self.script.parent
@@ -184,6 +352,8 @@ class Server:
         self.popen: subprocess.Popen | None = None
         self.server_pid = 0  # inside a sandbox, the server is a grandchild of popen
         self.host, self.port = "", 0
+        self.network_asked = network
+        self.box: Network | None = None  # the network it runs in, where it has one of its own
 
     @property
     def pid(self) -> int:
@@ -196,16 +366,52 @@ class Server:
         return self.limits is not None and self.isolation is not None and self.isolation.level == "sandbox"
 
     @property
-    def address(self) -> tuple[str, int]:
-        return self.host, self.port
+    def address(self) -> Address:
+        """(host, port) as announced, with the box it is reached in (client.connect makes its sockets there)."""
+        return Address(self.host, self.port, self.box)
+
+    @property
+    def network(self) -> str:
+        """Where the started server's sockets are, in words for the isolation's description."""
+        if self.box is not None:
+            return "a network of its own (a loopback only, shared with no other server)"
+        shared = "the machine's loopback, shared with every other server"
+        if not self._boxed():
+            return f"{shared} ({'as asked' if self.network_asked == SHARED else 'not isolated'})"
+        return f"{shared} ({network_isolation()})"
+
+    def _boxed(self) -> bool:
+        """Whether this server is to run in a box: untrusted and isolated, unless the caller says otherwise."""
+        if isinstance(self.network_asked, Network):
+            return True
+        level = self.isolation.level if self.isolation else "none"
+        return self.network_asked == CHECK and self.limits is not None and level != "none"
+
+    def in_network(self, command: list[str]) -> tuple[list[str], tuple[int, ...]]:
+        """(command, descriptors to pass on) to run command where the server's clients are: in its box."""
+        if self.box is None:
+            return command, ()
+        return self.box.command(command), (self.box.fd,)
 
     def process(self) -> psutil.Process:
-        return psutil.Process(self.pid)
+        """The server's own process; ServerGone once it has ended."""
+        try:
+            return psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            raise ServerGone(self._ended()) from None
+
+    def _ended(self) -> str:
+        status = self.popen.poll() if self.popen is not None else None
+        return "the server's process ended" + (f" (exit status {status})" if status is not None else "")
 
     def start(self, ready_timeout: float = 10.0) -> "Server":
         """Start the server and wait for its `Serving on HOST:PORT` line; ServerError if it never comes."""
         self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         files: list[int] = []
+        if self._boxed():
+            self.box = self.network_asked if isinstance(self.network_asked, Network) else _check_box()
+            if self.box is not None:
+                self.box.users.add(id(self))
         try:
             command, env, cwd = self._command(files)
             with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
@@ -217,7 +423,7 @@ class Server:
                     stdout=out,
                     stderr=err,
                     start_new_session=True,
-                    pass_fds=files,
+                    pass_fds=[*files, *([self.box.fd] if self.box else [])],
                 )
         finally:
             for fd in files:
@@ -232,11 +438,38 @@ class Server:
                 self.host, self.port = match["host"], int(match["port"])
                 if self.sandboxed:
                     self.server_pid = self._sandboxed_server()
+                if self.limits is not None:
+                    self._verify_address(min(ANNOUNCE_GRACE, max(deadline - time.monotonic(), 0.5)))
                 return self
             if self.popen.poll() is not None:
                 raise ServerError(f"exited with status {self.popen.returncode} before printing 'Serving on HOST:PORT'")
             time.sleep(0.02)
         raise ServerError(f"printed no 'Serving on HOST:PORT' line within {ready_timeout:g} s")
+
+    def _verify_address(self, grace: float) -> None:
+        """That the announced address is the server's own: a socket on which its processes listen, on the
+        host asked for (a wildcard address listens there too); ServerError otherwise. A server may print its
+        line just before it listens: it has grace seconds."""
+        asked = self.args[self.args.index("--host") + 1] if "--host" in self.args[:-1] else "127.0.0.1"
+        said = f"printed 'Serving on {self.host}:{self.port}'"
+        if self.host != asked:
+            raise ServerError(f"{said}, but it was asked to listen on {asked}")
+        wildcard = "::" if ":" in asked else "0.0.0.0"
+        deadline = time.monotonic() + grace
+        while True:
+            listening = [s.local for s in self._sockets() if s.state == "LISTEN"]
+            if (asked, self.port) in listening or (wildcard, self.port) in listening:
+                return
+            if self.popen is not None and self.popen.poll() is not None:
+                raise ServerError(f"{said}, then exited with status {self.popen.returncode}")
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        where = ", ".join(f"{host}:{port}" for host, port in sorted(set(listening))) or "no address at all"
+        raise ServerError(
+            f"{said}, but none of its own processes listens there (they listen on {where}): the address "
+            "printed must be the one the server itself listens on"
+        )
 
     def _command(self, files: list[int]) -> tuple[list[str], dict[str, str], Path]:
         """(command, environment, folder) to start the server with; files: descriptors to pass on."""
@@ -273,7 +506,8 @@ class Server:
         """command, started through launch.py under self.limits (as uid, where given)."""
         assert self.limits is not None
         self.groups = ControlGroups(f"concurrency-lab-{self.tag}", self.limits)
-        return [*launcher(uid, self.groups.paths, rlimits(self.limits, uid)), "--", *command]
+        network = self.box.fd if self.box else None
+        return [*launcher(uid, self.groups.paths, rlimits(self.limits, uid), network), "--", *command]
 
     def _sandboxed_server(self) -> int:
         """The server's own pid: in bubblewrap's PID namespace, bubblewrap's init is 1 and the server 2."""
@@ -360,24 +594,35 @@ class Server:
         grader sets it on a copy of the socket taken with pidfd_getfd, so that nothing of the server needs
         to cooperate; where the grader may not take it (a runner uid's process, and no CAP_SYS_PTRACE, as
         in a Docker container), a probe run as the runner uid takes it. Returns "" when done, else why it
-        could not be done here."""
-        try:
-            listening = [s for s in self._sockets() if s.state == "LISTEN" and s.local[1] == self.port]
-            if len(listening) > 1:  # listening on several addresses: the one it printed
-                listening = [s for s in listening if s.local == self.address]
-            (inode,) = {s.inode for s in listening}
-        except ValueError:
-            return f"the server's socket listening on port {self.port} could not be found"
-        try:
-            fd = _socket_descriptors(self.pid).get(inode)
+        could not be done here (a limit of the grader's); ServerGone where the server has no listening
+        socket of its own to shrink (it closed it, its own process does not hold it, or it ended)."""
+        listening = [s for s in self._sockets() if s.state == "LISTEN" and s.local[1] == self.port]
+        if len(listening) > 1:  # listening on several addresses: the one it printed
+            listening = [s for s in listening if s.local == self.address] or listening
+        inodes = sorted({s.inode for s in listening})
+        if not inodes:
+            raise ServerGone(f"the server's socket listening on port {self.port} could not be found: was it closed?")
+        for inode in inodes:  # several only where processes listen on the port side by side (SO_REUSEPORT)
+            try:
+                fd = _socket_descriptors(self.pid).get(inode)
+            except PermissionError as exc:
+                if self.runner is None or self.isolation is None:
+                    return f"the server's descriptors cannot be taken here ({exc.strerror})"
+                found = self._run_as_runner(SHRINK_PROBE, str(self.pid), str(inode), str(size))
+                kind, _, why = found.partition(": ")
+                if kind == "gone":
+                    raise ServerGone(why) from None
+                if found:
+                    return f"as its runner uid, {found}"
+                continue
+            except FileNotFoundError:
+                raise ServerGone(self._ended()) from None
             if fd is None:
-                return "the server's own process does not hold its listening socket"
-            return _set_send_buffer(self.pid, fd, size)
-        except PermissionError as exc:
-            if self.runner is None or self.isolation is None:
-                return f"the server's descriptors cannot be taken here ({exc.strerror})"
-        found = self._run_as_runner(SHRINK_PROBE, str(self.pid), str(inode), str(size))
-        return found and f"as its runner uid, {found}"
+                raise ServerGone("the server's own process does not hold its listening socket")
+            why = _set_send_buffer(self.pid, fd, size)
+            if why:
+                return why
+        return ""
 
     def _run_as_runner(self, probe: str, *args: str) -> str:
         """What a probe (a Python script, standard library only) printed, run as the server's runner uid,
@@ -429,8 +674,8 @@ class Server:
         if self.runner is None:
             if hidden:
                 raise ProbeError(f"the descriptors of the server's process {hidden[0].pid} cannot be read here")
-            return [s for s in inet_sockets() if s.inode in holders]
-        owned = inet_sockets(self.runner.uid)
+            return [s for s in inet_sockets(network=self.box) if s.inode in holders]
+        owned = inet_sockets(self.runner.uid, self.box)
         live = [p.pid for p in processes if sandbox.alive(p)]
         if hidden and len(live) == 1:  # the uid's one process holds them all
             for s in owned:
@@ -441,14 +686,21 @@ class Server:
         """The live descendants that serve clients: all but multiprocessing's own helpers (the resource
         tracker and the fork server, started by the server itself; the fork server's children are workers)."""
         root = self.process()
-        helpers = {p.pid for p in root.children() if any(h in " ".join(_cmdline(p)) for h in HELPERS)}
-        return [p for p in root.children(recursive=True) if p.pid not in helpers and sandbox.alive(p)]
+        try:
+            helpers = {p.pid for p in root.children() if any(h in " ".join(_cmdline(p)) for h in HELPERS)}
+            return [p for p in root.children(recursive=True) if p.pid not in helpers and sandbox.alive(p)]
+        except psutil.NoSuchProcess:
+            raise ServerGone(self._ended()) from None
 
     def zombies(self) -> list[psutil.Process]:
         """The server's children that have ended and that it has not reaped (a child that ends and is
         reaped while we look is none of them: psutil then finds no such process)."""
         found = []
-        for child in self.process().children():
+        try:
+            children = self.process().children()
+        except psutil.NoSuchProcess:
+            raise ServerGone(self._ended()) from None
+        for child in children:
             with contextlib.suppress(psutil.Error):
                 if child.status() == psutil.STATUS_ZOMBIE:
                     found.append(child)
@@ -478,6 +730,7 @@ class Server:
         """Kill the whole tree, reap the server, and return the pids that survived (none, normally).
         A runner uid's processes are all killed, however they left the tree; then the uid is free again."""
         if self.popen is None:
+            _leave_box(self)
             return []
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)  # the session started with the server
@@ -500,6 +753,8 @@ class Server:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if self.groups is not None and not survivors:
             self.groups.remove()
+        if not survivors:
+            _leave_box(self)
         return sorted(set(survivors))
 
 
@@ -514,9 +769,16 @@ def rlimits(limits: Limits, uid: int | None) -> dict[str, int]:
     return chosen
 
 
-def launcher(uid: int | None = None, cgroups: Iterable[Path] = (), rlimits: dict[str, int] | None = None) -> list[str]:
-    """The command of launch.py that joins cgroups, sets rlimits and becomes uid; the command to exec follows "--"."""
+def launcher(
+    uid: int | None = None,
+    cgroups: Iterable[Path] = (),
+    rlimits: dict[str, int] | None = None,
+    network: int | None = None,
+) -> list[str]:
+    """The command of launch.py that enters the network namespace of descriptor network (passed on to it),
+    joins cgroups, sets rlimits and becomes uid; the command to exec follows "--"."""
     launch = [sys.executable, "-I", "-S", str(LAUNCH)]
+    launch += [f"--netns={network}"] if network is not None else []
     launch += [f"--cgroup={path}" for path in cgroups]
     launch += [f"--rlimit={name}={value}" for name, value in (rlimits or {}).items()]
     return launch + ([f"--uid={uid}"] if uid is not None else [])
@@ -525,26 +787,28 @@ def launcher(uid: int | None = None, cgroups: Iterable[Path] = (), rlimits: dict
 TCP_STATES = {"01": "ESTABLISHED", "0A": "LISTEN"}
 
 
-def inet_sockets(uid: int | None = None) -> list[InetSocket]:
-    """The TCP sockets of this network namespace that a process holds (of uid, if given): readable by
-    any user, unlike another user's /proc/PID/fd."""
+def inet_sockets(uid: int | None = None, network: Network | None = None) -> list[InetSocket]:
+    """The TCP sockets of this network namespace (or of the box network) that a process holds (of uid, if
+    given): readable by any user, unlike another user's /proc/PID/fd."""
     found = []
-    for family, table in ((socket.AF_INET, "/proc/net/tcp"), (socket.AF_INET6, "/proc/net/tcp6")):
-        with contextlib.suppress(FileNotFoundError), open(table) as lines:
-            next(lines, None)  # the column titles
-            for line in lines:
-                fields = line.split()
-                if len(fields) < 10 or fields[9] == "0" or (uid is not None and fields[7] != str(uid)):
-                    continue
-                found.append(
-                    InetSocket(
-                        TCP_STATES.get(fields[3], fields[3]),
-                        _address(family, fields[1]),
-                        _address(family, fields[2]),
-                        int(fields[7]),
-                        int(fields[9]),
-                    )
+    for family, table in ((socket.AF_INET, "tcp"), (socket.AF_INET6, "tcp6")):
+        try:
+            text = network.read(table) if network is not None else Path(f"/proc/net/{table}").read_text()
+        except FileNotFoundError:  # no IPv6 here
+            continue
+        for line in text.splitlines()[1:]:  # after the column titles
+            fields = line.split()
+            if len(fields) < 10 or fields[9] == "0" or (uid is not None and fields[7] != str(uid)):
+                continue
+            found.append(
+                InetSocket(
+                    TCP_STATES.get(fields[3], fields[3]),
+                    _address(family, fields[1]),
+                    _address(family, fields[2]),
+                    int(fields[7]),
+                    int(fields[9]),
                 )
+            )
     return found
 
 
@@ -576,6 +840,8 @@ def _set_send_buffer(pid: int, fd: int, size: int) -> str:
         return "pidfd_open is not available on this system"
     try:
         pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise ServerGone("the server's process ended") from None
     except OSError as exc:
         return f"pidfd_open failed ({exc.strerror})"
     try:
@@ -584,6 +850,8 @@ def _set_send_buffer(pid: int, fd: int, size: int) -> str:
             error = ctypes.get_errno() or errno.ENOSYS
             if error == errno.EPERM:
                 raise PermissionError(error, os.strerror(error))
+            if error in (errno.EBADF, errno.ESRCH):  # closed meanwhile, or the process ended
+                raise ServerGone("the server let go of its listening socket while it was looked at")
             return f"pidfd_getfd failed ({os.strerror(error)})"
         with socket.socket(fileno=copy) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
@@ -593,19 +861,25 @@ def _set_send_buffer(pid: int, fd: int, size: int) -> str:
 
 
 SHRINK_PROBE = """
-import ctypes, os, socket, sys
+import ctypes, errno, os, socket, sys
 pid, inode, size = map(int, sys.argv[1:4])
 fd = None
-for name in os.listdir(f"/proc/{pid}/fd"):
-    try:
-        if os.readlink(f"/proc/{pid}/fd/{name}") == f"socket:[{inode}]":
-            fd = int(name)
-    except FileNotFoundError:
-        pass
-pidfd = os.pidfd_open(pid)
+try:
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}") == f"socket:[{inode}]":
+                fd = int(name)
+        except FileNotFoundError:
+            pass
+    pidfd = os.pidfd_open(pid)
+except (FileNotFoundError, ProcessLookupError):
+    print("gone: the server's process ended")
+    sys.exit()
 copy = -1 if fd is None else ctypes.CDLL(None, use_errno=True).syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
 if fd is None:
-    print("the server's own process does not hold its listening socket")
+    print("gone: the server's own process does not hold its listening socket")
+elif copy < 0 and ctypes.get_errno() in (errno.EBADF, errno.ESRCH):
+    print("gone: the server let go of its listening socket while it was looked at")
 elif copy < 0:
     print(f"pidfd_getfd failed ({os.strerror(ctypes.get_errno())})")
 else:

@@ -1,8 +1,10 @@
 """Start a command under limits, then become it (exec): the limits hold for it and all it starts.
 
-    python -I -S launch.py [--cgroup DIR ...] [--rlimit NAME=VALUE ...] [--uid UID] -- COMMAND [ARG ...]
+    python -I -S launch.py [--netns FD] [--cgroup DIR ...] [--rlimit NAME=VALUE ...] [--uid UID] -- COMMAND [ARG ...]
 
-In this order, everything decided before exec: join each control group (its cgroup.procs, as root);
+In this order, everything decided before exec: enter the network namespace that descriptor FD holds (as
+root: the grader's box for one check, see harness.Network), and close FD; join each control group (its
+cgroup.procs, as root);
 set the rlimits (e.g. RLIMIT_AS=4294967296); with --uid, drop every group and become UID (real,
 effective and saved, group likewise); then no_new_privs (no setuid program can give privileges back),
 and a parent-death signal: if the grader dies, this process dies with it (SIGKILL).
@@ -19,6 +21,7 @@ import sys
 
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 PR_SET_PTRACER, PR_SET_PTRACER_ANY = 0x59616D61, 2**64 - 1  # ((unsigned long) -1)
+CLONE_NEWNET = 0x40000000
 
 
 def prctl(option: int, value: int) -> None:
@@ -29,6 +32,7 @@ def prctl(option: int, value: int) -> None:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--netns", type=int)
     parser.add_argument("--cgroup", action="append", default=[])
     parser.add_argument("--rlimit", action="append", default=[])
     parser.add_argument("--uid", type=int)
@@ -38,6 +42,10 @@ def main(argv: list[str]) -> None:
     if not command:
         parser.error("no command")
     parent = os.getppid()
+    if args.netns is not None:
+        if ctypes.CDLL(None, use_errno=True).setns(args.netns, CLONE_NEWNET) != 0:
+            sys.exit(f"launch: could not enter the network namespace ({os.strerror(ctypes.get_errno())})")
+        os.close(args.netns)
     for group in args.cgroup:
         with open(os.path.join(group, "cgroup.procs"), "w") as procs:
             procs.write(str(os.getpid()))

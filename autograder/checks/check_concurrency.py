@@ -1,9 +1,9 @@
 """Concurrency, proved by witnesses rather than timing: clients that connect and send nothing.
 24 points."""
 
-from autograder.checks.probes import accepted, eventually, plural, seen, served
+from autograder.checks.probes import accepted, check, eventually, plural, seen, served
 from autograder.client import connect, exchange, get, read_until_close
-from autograder.marks import check, expect
+from autograder.marks import expect
 
 WORKER = {"multiprocess": "child process", "multithread": "thread"}
 SERVED_IN_PARENT = {

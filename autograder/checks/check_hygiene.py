@@ -4,9 +4,9 @@ import signal
 import socket
 import time
 
-from autograder.checks.probes import accepted, eventually, plural, seen, served
+from autograder.checks.probes import accepted, check, eventually, plural, seen, served
 from autograder.client import connect, exchange, get, read_until_close
-from autograder.marks import Deduction, check, expect
+from autograder.marks import Deduction, expect
 from autograder.sandbox import alive
 
 POOL_WORKERS = 8  # threadpool_server.py's default --workers

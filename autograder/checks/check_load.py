@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from autograder import KIT, machine
-from autograder.checks.probes import served
-from autograder.marks import GraderStarved, check, expect
+from autograder.checks.probes import check, served
+from autograder.marks import GraderStarved, expect
 
 USERS, PER_USER = 50, 4  # 200 requests; every user's first request comes at once, as the report's clients did
 SLOW_MS = 1000  # the median reply, at most (a correct server beside six CPU hogs at half a CPU: about 200 ms)
@@ -89,8 +89,11 @@ def run_locust(server, folder: Path) -> dict:
     command += ["--requests-per-user", str(PER_USER), "-t", f"{BACKSTOP}s", "--min-wait", "0.05", "--max-wait", "0.1"]
     command += ["--request-timeout", str(REQUEST_TIMEOUT), "--summary-file", str(summary), "--stop-timeout", "5"]
     command += ["--exit-code-on-error", "0"]
+    command, fds = server.in_network(command)  # where the server has a network of its own, locust runs in it
     with open(folder / "locust.log", "wb") as log:
-        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, timeout=BACKSTOP + 25, check=False)
+        subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, timeout=BACKSTOP + 25, check=False, pass_fds=fds
+        )
     if not summary.exists():
         raise RuntimeError(f"locust wrote no summary: {(folder / 'locust.log').read_text()[-1000:]}")
     return json.loads(summary.read_text())

@@ -3,9 +3,9 @@ many clients from one thread. 3 points per mode, beside the checks shared with t
 
 import time
 
-from autograder.checks.probes import eventually, seen, served
+from autograder.checks.probes import check, eventually, seen, served
 from autograder.client import connect, exchange, get, read_until_close
-from autograder.marks import check, expect
+from autograder.marks import expect
 
 WORKERS = 4
 

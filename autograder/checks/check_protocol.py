@@ -3,10 +3,10 @@
 import socket
 import time
 
-from autograder.checks.probes import eventually, seen, served
+from autograder.checks.probes import check, eventually, seen, served
 from autograder.client import connect, exchange, get, read_until_close, reset
 from autograder.harness import ProbeError
-from autograder.marks import check, expect
+from autograder.marks import expect
 
 RECV_HINT = "keep reading until the blank line \\r\\n\\r\\n that ends the head"
 SLOW_NETWORK_BUFFER = 4096  # bytes of send buffer: the kernel doubles it; loopback's grows to megabytes
@@ -109,7 +109,7 @@ def check_large_head(serve, mode):
 def check_whole_reply_to_slow_reader(serve, mode):
     """A 60 KiB reply to a client that reads late"""
     server = serve(mode)
-    untested = server.shrink_send_buffer(SLOW_NETWORK_BUFFER)
+    untested = server.shrink_send_buffer(SLOW_NETWORK_BUFFER)  # a server with no listening socket deducts
     if untested:  # the reply would fit in loopback's buffers: send() and sendall() could not be told apart
         raise ProbeError(
             f"the server's send buffer could not be made small here, to tell send() from sendall(): {untested}"

@@ -1,10 +1,46 @@
 """What the checks do to a server, and how they say what a client saw, in a student's terms."""
 
+import errno
+import functools
 import time
 from collections.abc import Callable
 
+import psutil
+
+from autograder import marks
 from autograder.client import Reply, exchange, get
-from autograder.marks import expect
+from autograder.harness import ServerGone
+from autograder.marks import Deduction, expect
+
+OWN_DOING = {
+    errno.EADDRNOTAVAIL: "no local port was left for a client: does the server hold every port of its network?"
+}
+
+
+def check(*args, **kwargs):
+    """marks.check, for a check that deducts, with the reason, what only the submission can cause while
+    it is looked at: its process ended, a process of it vanished (psutil's NoSuchProcess), it let go of
+    its listening socket (harness.ServerGone), or it used up its network's ports. Anything else that goes
+    wrong is still a fault of the grader."""
+    mark = marks.check(*args, **kwargs)
+
+    def decorate(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def judged(*call_args, **call_kwargs):
+            try:
+                return function(*call_args, **call_kwargs)
+            except ServerGone as exc:
+                raise Deduction(f"{exc}, while the check looked at it") from None
+            except psutil.NoSuchProcess as exc:
+                raise Deduction(f"a process of the server (pid {exc.pid}) ended while the check looked at it") from None
+            except OSError as exc:
+                if exc.errno not in OWN_DOING:
+                    raise
+                raise Deduction(f"{OWN_DOING[exc.errno]} ({exc.strerror})") from None
+
+        return mark(judged)
+
+    return decorate
 
 
 def seen(reply: Reply) -> str:

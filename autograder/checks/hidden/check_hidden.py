@@ -3,9 +3,9 @@ clients at once) that a correct server passes and a server tuned to the public c
 in official grading only: the students' bundle leaves this folder out, and the self-check says how many
 points it holds (marks.HIDDEN_POINTS)."""
 
-from autograder.checks.probes import seen
+from autograder.checks.probes import check, seen
 from autograder.client import connect, exchange, get, read_until_close
-from autograder.marks import check, expect
+from autograder.marks import expect
 
 CLIENTS_AT_ONCE = 8
 
