@@ -26,7 +26,18 @@ from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import KIT, OPTIONAL_FILES, SERVER_FILES, SOLUTION, machine, notebook, release, results, sandbox
+from autograder import (
+    KIT,
+    OPTIONAL_FILES,
+    SERVER_FILES,
+    SOLUTION,
+    harness,
+    machine,
+    notebook,
+    release,
+    results,
+    sandbox,
+)
 
 NOTEBOOK = "report"  # report.ipynb: the analysis notebook
 SERVER_CELL = "server_score"  # its locked task cell that holds the servers' score
@@ -382,6 +393,11 @@ def grade(
     options = list(options or [])
     todo = find_students(course, name, students)
     running = how_code_runs(course, isolation_setting(course))
+    if jobs > 1 and running.choice != "none" and (why := harness.network_isolation()):
+        raise CourseError(
+            f"--jobs {jobs} would grade students side by side on one shared loopback ({why}): a server could "
+            "reach its neighbour's; grade one at a time (--jobs 1), or where network namespaces can be made"
+        )
     graded: list[StudentResult] = []
     pool = ThreadPoolExecutor(max_workers=jobs)
     # as many checks at once as one grading would run on the CPUs this may use: students side by side share them

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from autograder import ALL_MODES, MODES, OPTIONAL_MODES, machine, sandbox
-from autograder.harness import Limits, Server, ServerError
+from autograder.harness import SHARED, Limits, Network, Server, ServerError, network_isolation
 from autograder.marks import CATEGORIES, HIDDEN_POINTS, Deduction, GraderStarved, expect
 from autograder.results import Result, number_results
 
@@ -268,6 +268,9 @@ Serve = Callable[..., Server]
 def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
     """serve(mode, *args): a server of the submission, listening on 127.0.0.1, port 0; killed afterwards."""
     servers = request.node.stash.setdefault(SERVERS, [])
+    # the check's servers share a network of their own (a server restarted on the same port meets the first
+    # one's TIME_WAIT); where none can be made here (not root, a container), the machine's loopback
+    box = Network.make() if grading.isolation.level != "none" and not network_isolation() else None
 
     def start(mode: str, *args: str) -> Server:
         key = (mode, args)
@@ -275,7 +278,12 @@ def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
             raise Deduction(grading.start_failures[key])
         script = grading.submission / f"{mode}_server.py"
         server = Server(
-            script, ["--port", "0", *args], grading.log_dir, limits=grading.limits, isolation=grading.isolation
+            script,
+            ["--port", "0", *args],
+            grading.log_dir,
+            limits=grading.limits,
+            isolation=grading.isolation,
+            network=box or SHARED,
         )
         servers.append(server)
         began = time.monotonic()
@@ -292,6 +300,8 @@ def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
     left = {server.script.name: server.kill() for server in servers}
     if any(left.values()):
         raise RuntimeError(f"processes that survived SIGKILL: {left}")
+    if box is not None:
+        box.close()
     for server in servers:  # a sandbox's tmpfs caps the disk; a runner uid's own folder is measured here
         expect(
             server.disk_used <= grading.limits.disk,

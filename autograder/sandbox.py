@@ -67,15 +67,23 @@ class Isolation:
         return self.level in ("sandbox", "uid") and os.geteuid() == 0
 
     def describe(self) -> str:
-        """How the servers run, in one line."""
+        """How the servers run, in one line: as whom, and on which network."""
         if self.level == "sandbox":
             who = "a runner uid of their own, " if self.runner_uids else ""
-            return f"servers run isolated ({who}bubblewrap; {self.python})"
+            return f"servers run isolated ({who}bubblewrap; {self.python}); {self.network}"
         if self.level == "uid" and self.isolated:
-            return f"servers run isolated (a runner uid of their own, no bubblewrap; {self.python})"
+            return f"servers run isolated (a runner uid of their own, no bubblewrap; {self.python}); {self.network}"
         if self.level == "uid":
-            return f"servers run as a runner uid of their own, but {self.reason}"
+            return f"servers run as a runner uid of their own, but {self.reason}; {self.network}"
         return f"servers run as you ({self.reason})"
+
+    @property
+    def network(self) -> str:
+        """Whether each check's servers get a network of their own, in words."""
+        from autograder.harness import network_isolation  # process control stays in one place
+
+        why = network_isolation()
+        return f"the machine's loopback shared by all servers ({why})" if why else "each check in a network of its own"
 
     @property
     def warning(self) -> str:

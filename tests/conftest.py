@@ -23,7 +23,8 @@ StartServer = Callable[..., Server]
 WHOLE_FILES = ("test_course.py", "test_bundles.py")
 LONGEST_FIRST = (
     "test_course.py", "test_docs.py", "test_handouts.py", "test_grader.py", "test_report_style.py", "test_bugs.py",
-    "test_attacks.py", "test_nbgrader_config.py", "test_bundles.py",
+    "test_attacks.py", "test_network.py", "test_fairness.py", "test_platforms.py", "test_container.py",
+    "test_nbgrader_config.py", "test_bundles.py",
 )  # fmt: skip
 
 
