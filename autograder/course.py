@@ -393,6 +393,11 @@ def grade(
     options = list(options or [])
     todo = find_students(course, name, students)
     running = how_code_runs(course, isolation_setting(course))
+    if jobs > 1 and running.servers.level == "uid":
+        raise CourseError(
+            f"--jobs {jobs} would grade students side by side as runner uids without bubblewrap, where each "
+            "server sees the machine's processes and shared folders: grade one at a time (--jobs 1)"
+        )
     if jobs > 1 and running.choice != "none" and (why := harness.network_isolation()):
         raise CourseError(
             f"--jobs {jobs} would grade students side by side on one shared loopback ({why}): a server could "

@@ -102,9 +102,11 @@ class Runner:
     lock: int = field(repr=False)
 
     def release(self) -> list[int]:
-        """Kill every process of the uid, then free it; the pids that survived (then the uid stays held)."""
+        """Kill every process of the uid, remove what it left in the shared temporary folders, then free it;
+        the pids that survived (then the uid stays held, its files too)."""
         survivors = kill_uid(self.uid)
         if not survivors:
+            remove_files_of(self.uid)
             with contextlib.suppress(OSError):
                 os.close(self.lock)
         return survivors
@@ -143,9 +145,33 @@ def claim_runner() -> Runner:
         except BlockingIOError:
             os.close(fd)
             continue
-        kill_uid(uid)  # what a killed grading may have left: this uid runs nothing but the kit's servers
+        if not kill_uid(uid):  # what a killed grading may have left: this uid runs nothing but the kit's servers
+            remove_files_of(uid)  # and nothing it wrote is there for the next submission to read or change
         return Runner(uid, fd)
     raise IsolationError(f"all {SLOTS} runner uids from {UID_BASE} are in use by other gradings")
+
+
+SHARED_TEMP = ("/tmp", "/var/tmp", "/dev/shm")  # where a runner uid without a sandbox of its own can write
+
+
+def remove_files_of(uid: int) -> list[str]:
+    """Remove what uid owns at the top of the shared temporary folders (files, FIFOs, sockets, links, and
+    folders with all they hold), never following a link; the paths removed. Run only once none of the uid's
+    processes is left, so that nothing it owns moves meanwhile."""
+    removed = []
+    for top in SHARED_TEMP:
+        with contextlib.suppress(OSError):
+            entries = list(os.scandir(top))
+        for entry in entries if os.path.isdir(top) else []:
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)  # fd-based on Linux: a link inside is removed, not followed
+                else:
+                    os.unlink(entry.path)
+                removed.append(entry.path)
+    return removed
 
 
 def processes_of(uid: int) -> list[psutil.Process]:

@@ -485,3 +485,36 @@ def test_servers_side_by_side_get_their_own_runner_uids_and_one_teardown_spares_
         assert exchange(second.address, get("/still-here"), timeout=2, whole_reply=True).raw.startswith(b"HTTP/1.1 200")
     finally:
         first.kill(), second.kill()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runner uids need root")
+def test_what_a_runner_uid_leaves_in_the_shared_temporary_folders_is_gone_when_it_is_released(tmp_path):
+    """Without bubblewrap a runner uid writes into the machine's /tmp, /var/tmp and /dev/shm: a file, a FIFO, a
+    folder, and a link to a file of the machine's. The next submission that claims the same uid must find none
+    of them (to read or to change), and the link's target is left alone."""
+    from autograder import sandbox
+    from autograder.harness import launcher
+
+    marker = f"attack-leftover-{os.getpid()}"
+    target = tmp_path / "the-machines-own-file"
+    target.write_text("untouched")
+    target.chmod(0o644)
+    runner = sandbox.claim_runner()
+    try:
+        plant = (
+            "import os, sys\n"
+            "m, target = sys.argv[1], sys.argv[2]\n"
+            "open(f'/tmp/{m}', 'w').write('left for the next one')\n"
+            "os.mkfifo(f'/dev/shm/{m}-fifo')\n"
+            "os.makedirs(f'/var/tmp/{m}/inside')\n"
+            "os.symlink(target, f'/tmp/{m}-link')\n"
+        )
+        command = [*launcher(runner.uid), "--", sandbox.SYSTEM_PYTHON, "-I", "-c", plant, marker, str(target)]
+        subprocess.run(command, check=True, timeout=30, cwd="/", env={"PATH": "/usr/bin:/bin"})
+        planted = [f"/tmp/{marker}", f"/dev/shm/{marker}-fifo", f"/var/tmp/{marker}", f"/tmp/{marker}-link"]
+        assert all(os.path.lexists(path) for path in planted)  # the attack is real
+        assert all(os.lstat(path).st_uid == runner.uid for path in planted)
+    finally:
+        assert runner.release() == []
+    assert not any(os.path.lexists(path) for path in planted)
+    assert target.read_text() == "untouched"
