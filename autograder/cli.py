@@ -95,19 +95,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         run_time = compare.parse_duration(args.run_time) if args.run_time else preset["run_time"]
         step_time = compare.parse_duration(args.step_time) if args.step_time else None
+        budget = compare.parse_duration(args.budget) if args.budget else None
     except ValueError as exc:
         print(f"compare: {exc}", file=sys.stderr)
         return 2
+    timeline_work = compare.TIMELINE_WORK_MS if args.timeline and args.work_ms is None else args.work_ms
     settings = compare.Settings(
-        users=args.users or preset["users"],
+        users=args.users or (compare.TIMELINE_CLIENTS if args.timeline else preset["users"]),
         spawn_rate=args.spawn_rate or preset["spawn_rate"],
         run_time=run_time,
         min_wait=preset["min_wait"] if args.min_wait is None else args.min_wait,
         max_wait=preset["max_wait"] if args.max_wait is None else args.max_wait,
         processes=args.processes,
         request_timeout=args.request_timeout,
-        work_ms=args.work_ms,
-        work_kind=args.work_kind,
+        work_ms=timeline_work or 0.0,
+        work_kind=args.work_kind or "io",
         start_method=args.start_method or compare.default_start_method(),
     )
     problems = [
@@ -125,18 +127,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
         problems.append("--work-ms must not be negative, --request-timeout must be positive")
     if args.steps and any(n <= 0 for n in args.steps):
         problems.append("--steps must be positive numbers of users")
-    if lesson and (args.work_ms or args.work_kind != "io"):
+    if lesson and (args.work_ms is not None or args.work_kind):
         problems.append("the lesson preset sets the work itself (none, 20 ms io, 20 ms cpu): leave out --work-ms")
     if (args.steps or step_time) and not (args.sweep or lesson):
         problems.append("--steps and --step-time need --sweep (or --preset lesson)")
+    if budget and not lesson:
+        problems.append("--budget is the lesson's (--preset lesson)")
+    if args.timeline and (args.sweep or lesson):
+        problems.append("--timeline is a run of its own: leave out --sweep and --preset lesson (the lesson draws one)")
     if problems:
         print(f"compare: {'; '.join(problems)}", file=sys.stderr)
         return 2
     modes = list(ALL_MODES) if "all" in args.modes else args.modes
     console = Console()
+    before = compare.look()  # as pyperf does: say so when the machine is not quiet, before measuring
+    if not before.quiet:
+        print(f"compare: {before.describe()}: the rows it disturbs will say machine busy", file=sys.stderr)
+        if args.require_quiet:
+            print(
+                f"compare: --require-quiet: not measuring, as other processes use more than "
+                f"{compare.MACHINE_BUSY:.0%} of the CPUs; wait for them to end (`top` shows them), or leave out "
+                "--require-quiet to measure anyway",
+                file=sys.stderr,
+            )
+            return 1
     try:
+        if args.timeline:
+            kinds = [args.work_kind] if args.work_kind else ["io", "cpu"]
+            out = args.out or Path("results") / "timeline"
+            print_written(compare.timeline(args.submission, modes, settings, kinds, out, console))
+            return 0
         if args.sweep or lesson:
-            return sweep(args, settings, modes, step_time, lesson, console)
+            return sweep(args, settings, modes, step_time, lesson, console, before, budget)
         paths = compare.run(
             args.submission,
             modes,
@@ -144,6 +166,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             args.out or Path("results"),
             raise_limit=args.preset == "report",
             console=console,
+            repeat=args.repeat or 1,
+            before=before,
         )
     except compare.CompareError as exc:
         print(f"compare: {exc}", file=sys.stderr)
@@ -153,34 +177,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def print_written(paths: dict[str, Path]) -> None:
-    """The table a run wrote, then where each of its files is."""
+    """The table (or summary) a run wrote, then where each of its files is."""
     print(paths["md"].read_text())
-    for kind in ("md", "csv", "json", "png"):
-        print(f"wrote {paths[kind]}")
+    for path in paths.values():
+        print(f"wrote {path}")
 
 
-def sweep(args: argparse.Namespace, settings, modes: list[str], step_time: float | None, lesson: bool, console) -> int:
-    """compare --sweep, and --preset lesson: a sweep per workload, in folders of their own."""
+def sweep(args: argparse.Namespace, settings, modes: list[str], step_time: float | None, lesson: bool, console,
+          before=None, budget: float | None = None) -> int:  # fmt: skip
+    """compare --sweep, and --preset lesson: a sweep per workload, in folders of their own (the lesson's
+    repeats within its time budget, and a timeline of each server at work)."""
     from dataclasses import replace
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from autograder import sweep
+    from autograder import compare, sweep
 
     users = sorted(set(args.steps or sweep.STEPS))
-    step_time = step_time or sweep.STEP_TIME
     out = args.out or Path("results") / ("lesson" if lesson else "sweep")
     workloads = sweep.WORKLOADS if lesson else {"": (settings.work_ms, settings.work_kind)}
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    )
+    if lesson:
+        rounds = len(workloads) * len(modes) * len(users)
+        repeat, step_time = sweep.lesson_plan(rounds, args.repeat, step_time, budget or sweep.LESSON_BUDGET)
+        seconds = rounds * repeat * (step_time + sweep.RUN_OVERHEAD)
+        about = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+        print(f"lesson: {repeat} run(s) of {step_time:g} s a step, {rounds * repeat} runs: about {about}")
+    else:
+        repeat, step_time = args.repeat or sweep.REPEAT, step_time or sweep.STEP_TIME
     sweeps = {}
-    with progress:
-        task = progress.add_task("starting", total=len(workloads) * len(modes) * len(users))
-
-        def stepped(mode: str, n: int, name: str = "") -> None:
-            progress.update(task, advance=1, description=f"{name + ': ' if name else ''}{mode}, {n} users")
-
+    meter = compare.Meter(console, len(workloads) * len(modes) * len(users) * repeat, step_time)
+    with meter:
         for name, (ms, kind) in workloads.items():
             done = sweep.run(
                 args.submission,
@@ -188,16 +212,22 @@ def sweep(args: argparse.Namespace, settings, modes: list[str], step_time: float
                 replace(settings, work_ms=ms, work_kind=kind),
                 users,
                 step_time,
-                on_step=lambda mode, n, name=name: stepped(mode, n, name),
+                repeat,
+                meter,
+                label=f"{name}: " if name else "",
+                before=before,
             )
             sweeps[name] = done
             paths = sweep.write(done, out / name if name else out)
             if not lesson:
                 print_written(paths)
     if lesson:
-        paths = sweep.lesson(sweeps, out)
+        burst = replace(settings, users=compare.TIMELINE_CLIENTS, work_ms=compare.TIMELINE_WORK_MS)
+        timeline = compare.timeline(args.submission, modes, burst, ["io", "cpu"], out, console)
+        paths = sweep.lesson(sweeps, out, timeline)
         print(paths["md"].read_text())
-        print(f"wrote {', '.join(str(out / name) for name in sweeps)} (a sweep each), {paths['md']}, {paths['png']}")
+        print(f"wrote {', '.join(str(out / name) for name in sweeps)} (a sweep each), {paths['md']}, {paths['png']}, "
+              f"{timeline['png']}, {timeline['csv']}")  # fmt: skip
     return 0
 
 
@@ -415,8 +445,9 @@ def parser() -> argparse.ArgumentParser:
         help="run the same locust load against each mode and write a table, a CSV and a chart",
         description="Presets: quick (the default: 100 users for 20 s, short waits, about a minute "
         "for three modes), report (the report's 10000 users at 1000/s, waits of 1-5 s), and lesson "
-        "(a capacity sweep of each of three workloads: none, 20 ms io, 20 ms cpu). Options given "
-        "override the preset. --sweep steps the users up (no wait) to find each mode's capacity.",
+        "(a capacity sweep of each of three workloads: none, 20 ms io, 20 ms cpu, repeated within a time "
+        "budget, and a timeline). Options given override the preset. --sweep steps the users up (no wait) "
+        "to find each mode's capacity. --timeline draws each server at work under one burst of clients.",
     )
     comp.add_argument(
         "submission", nargs="?", type=Path, default=ASSIGNMENT, help="your servers, as grade (default: %(default)s)"
@@ -424,7 +455,29 @@ def parser() -> argparse.ArgumentParser:
     comp.add_argument("--preset", choices=("quick", "report", "lesson"), default="quick")
     comp.add_argument("--sweep", action="store_true", help="step the load up to find each mode's capacity")
     comp.add_argument("--steps", type=int, nargs="+", metavar="USERS", help="users per step of a sweep (1 2 4 8 16 32)")
-    comp.add_argument("--step-time", help="seconds per step of a sweep, e.g. 5s (default: 5s)")
+    comp.add_argument("--step-time", help="seconds per run of a sweep's step, e.g. 5s (default: 3s)")
+    comp.add_argument(
+        "--repeat",
+        type=positive,
+        metavar="N",
+        help="runs of each row, or of each step of a sweep: the figures are their medians, with the spread "
+        "(default: 1 for a row, 3 for a sweep; the lesson fits 3 in its budget)",
+    )
+    comp.add_argument(
+        "--budget", help="the lesson's time for its runs, e.g. 8m (default: 8m): steps are shortened to fit"
+    )
+    comp.add_argument(
+        "--require-quiet",
+        action="store_true",
+        help="refuse to measure when other processes use more than a quarter of the CPUs (in a look of a second "
+        "before the run)",
+    )
+    comp.add_argument(
+        "--timeline",
+        action="store_true",
+        help="a picture of each server at work: --users clients at once (default 12), each with --work-ms of work "
+        "(default 50), io then cpu (or --work-kind): timeline.png and timeline.csv",
+    )
     comp.add_argument("--users", type=int, help="simulated users")
     comp.add_argument("--spawn-rate", type=float, help="users started per second (locust's old --hatch-rate)")
     comp.add_argument("--run-time", help="e.g. 20s or 2m, ramp-up included (the figures leave the ramp out)")
@@ -437,11 +490,13 @@ def parser() -> argparse.ArgumentParser:
         "--modes", nargs="+", choices=[*ALL_MODES, "all"], default=list(MODES), help="default: the three; all: five"
     )
     comp.add_argument("--processes", type=int, default=1, help="locust processes (its own workers; default: 1)")
-    comp.add_argument("--work-ms", type=float, default=0.0, help="work per request, in ms (default: none)")
-    comp.add_argument("--work-kind", choices=("io", "cpu"), default="io")
+    comp.add_argument("--work-ms", type=float, help="work per request, in ms (default: none)")
+    comp.add_argument("--work-kind", choices=("io", "cpu"), help="io: sleep (the default); cpu: compute")
     comp.add_argument("--start-method", choices=("fork", "spawn", "forkserver"), help="for the multiprocess server")
     comp.add_argument(
-        "--out", type=Path, help="where the files go (default: results/, results/sweep/ or results/lesson/)"
+        "--out",
+        type=Path,
+        help="where the files go (default: results/, results/sweep/, results/lesson/ or results/timeline/)",
     )
     comp.set_defaults(run=cmd_compare)
 

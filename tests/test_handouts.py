@@ -71,7 +71,7 @@ NOT_RUN = {  # the blocks the tests do not paste, by first line, and why
     "locust -f locustfile.py --master": "load from several machines",
     "python -m autograder compare --preset report": "10000 users: minutes, and a raised open-file limit",
     "python -m autograder compare  ": "the quick preset: a minute; the block after it runs the same code, shorter",
-    "python -m autograder compare assignment --preset lesson": "five minutes; the short sweep beside it runs",
+    "python -m autograder compare assignment --preset lesson": "eight minutes; the short sweep beside it runs",
 }
 DOCUMENTS = [*GUIDES, HANDOUTS["en"]]  # the Korean handout's blocks are the English one's (tested above)
 

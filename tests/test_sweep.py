@@ -4,18 +4,26 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 from test_compare import summary
 
 from autograder import KIT, SOLUTION
-from autograder.compare import Row, Settings
-from autograder.sweep import CSV_COLUMNS, Sweep, cpu_lesson, knee
+from autograder.compare import Row, Settings, combine
+from autograder.sweep import CSV_COLUMNS, Sweep, cpu_lesson, knee, lesson, lesson_plan, markdown
 
-SWEEP = Settings(1, 1, 5, 0, 0, cores=2)  # users that never wait: no ceiling but the server's and locust's
+SWEEP = Settings(1, 1, 5, 0, 0, cores=2, gil=True)  # users that never wait: no ceiling but the server's and locust's
 
 
-def step(rps: float, locust_cpu: float = 0.3, server_cpu: float = 0.5, mode: str = "multithread") -> Row:
-    return Row.measured(mode, summary(rps, 6, requests=int(rps * 5)), locust_cpu, server_cpu, 5, SWEEP)
+def step(rps: float, locust_cpu: float = 0.3, server_cpu: float = 0.5, mode: str = "multithread",
+         others_cpu: float = 0.0, settings: Settings = SWEEP) -> Row:  # fmt: skip
+    return Row.measured(mode, summary(rps, 6, requests=int(rps * 5)), locust_cpu, server_cpu, 5, settings,
+                        others_cpu=others_cpu, cpus=2)  # fmt: skip
+
+
+def runs(*rps: float) -> Row:
+    """A step of several runs: their medians and spread."""
+    return combine([step(r) for r in rps], SWEEP)
 
 
 def test_the_knee_is_the_first_step_at_nine_tenths_of_the_best_measurable_one():
@@ -35,21 +43,70 @@ def test_a_knee_is_a_lower_bound_where_locust_saturated_above_it_or_throughput_s
     assert nothing.users == 0 and "no step could be measured" in nothing.describe()
 
 
-def test_the_cpu_lesson_says_when_it_cannot_show_on_this_machine():
-    def cpu_sweep(processes: float, threads: float) -> dict[str, Sweep]:
-        rows = {"multiprocess": [step(processes, server_cpu=1.3, mode="multiprocess")]}
-        rows["multithread"] = [step(threads, server_cpu=1.0)]
-        return {"cpu": Sweep(SWEEP, [4], rows)}
+def test_the_knee_is_found_on_medians_and_is_uncertain_where_the_runs_spread_across_the_rule():
+    steady = knee([runs(100, 100, 101), runs(380, 390, 395), runs(400, 405, 410)], [1, 2, 4])
+    assert (steady.users, steady.rps, steady.uncertain) == (2, 405, False)
+    assert "runs 380-395" in steady.describe() and "uncertain" not in steady.describe()
+    slow_run = knee([runs(100, 100, 101), runs(300, 390, 395), runs(400, 405, 410)], [1, 2, 4])
+    assert (slow_run.users, slow_run.uncertain) == (2, True)  # its slowest run is under 90% of 405
+    fast_run = knee([runs(100, 200, 380), runs(380, 390, 395), runs(400, 405, 410)], [1, 2, 4])
+    assert (fast_run.users, fast_run.uncertain) == (2, True)  # a run of the step before reached it
+    assert "uncertain: the runs' spread crosses 90% of the best" in fast_run.describe()
 
-    assert "the process server serves 1.8x the thread server" in cpu_lesson(cpu_sweep(90, 50))
-    verdict = cpu_lesson(cpu_sweep(55, 50))
-    assert "the lesson does not show on this machine" in verdict and "It has 2 core(s)" in verdict
+
+def cpu_sweep(processes: float, threads: float, settings: Settings = SWEEP, others: float = 0.0,
+              locust: float = 0.3) -> dict[str, Sweep]:  # fmt: skip
+    rows = {"multiprocess": [step(processes, locust, 1.3, "multiprocess", others, settings)]}
+    rows["multithread"] = [step(threads, locust, 1.0, "multithread", others, settings)]
+    return {"cpu": Sweep(settings, [4], rows)}
 
 
-def test_a_sweep_writes_a_csv_row_per_step_and_mode_a_json_and_a_chart(tmp_path):
+def test_the_cpu_lesson_says_what_it_measured_and_why():
+    shown = cpu_lesson(cpu_sweep(90, 50))
+    assert "the process server served 90 requests/s, the thread server 50 (1.8x)" in shown
+    assert "take turns under the GIL" in shown
+    starved = cpu_lesson(cpu_sweep(55, 50, locust=0.5))
+    assert "the lesson does not show on this machine" in starved and "locust used 0.50 of a core" in starved
+    assert "1.50 of the 2 cores were left for the server" in starved
+
+
+def test_on_a_busy_machine_the_cpu_lesson_blames_the_machine_not_locust():
+    verdict = cpu_lesson(cpu_sweep(48, 42, others=1.4, locust=0.09))
+    assert "the machine was busy: other processes took up to 1.40 of its 2 CPUs at 2 of the 2 steps" in verdict
+    assert "locust" not in verdict and "--require-quiet" in verdict
+    busy = cpu_sweep(48, 42, others=1.4)["cpu"]
+    text = markdown(busy)
+    assert "| server CPU, machine busy (70%) |" in text and "Where the machine was busy:" in text
+    assert "machine busy at 1 of 1 steps" in text
+
+
+def test_without_the_gil_the_cpu_lesson_says_threads_were_not_held_to_one_core(tmp_path):
+    """The recorded interpreter decides: a free-threaded build's threads compute on several cores too."""
+    free = replace(SWEEP, python="CPython 3.14.0 (free-threaded build)", gil=False)
+    verdict = cpu_lesson(cpu_sweep(80, 76, free))
+    assert "without the GIL (CPython 3.14.0 (free-threaded build))" in verdict
+    assert "threads are not behind processes here" in verdict and "take turns" not in verdict
+    paths = lesson(cpu_sweep(80, 76, free), tmp_path)
+    text = paths["md"].read_text()
+    assert "Interpreter of the servers: CPython 3.14.0 (free-threaded build), GIL disabled" in text
+    assert verdict in text and paths["png"].stat().st_size > 10_000
+
+
+def test_the_lesson_fits_its_repeats_in_its_budget_by_shortening_the_steps():
+    rounds = 3 * 3 * 6  # workloads, modes, steps
+    assert lesson_plan(rounds, None, None, budget=480) == (3, 2)  # 162 runs of 2 s, with their overhead
+    assert lesson_plan(rounds, None, None, budget=330) == (2, 2)  # 3 would need steps under 2 s
+    assert lesson_plan(rounds, None, None, budget=300) == (1, 4)  # ... and 2 too: one run, of 4 s
+    assert lesson_plan(rounds, None, None, budget=3000) == (3, 5)  # never longer than 5 s a step
+    assert lesson_plan(rounds, 5, None, budget=300) == (5, 2)  # repeats asked for are kept
+    assert lesson_plan(rounds, None, 4, budget=480) == (1, 4)  # ... and so is a step time
+    assert lesson_plan(3, None, None, budget=480) == (3, 5)  # the kit's tests: one mode, one step
+
+
+def test_a_sweep_writes_a_csv_row_per_step_and_mode_with_the_spread_a_json_and_a_chart(tmp_path):
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "autograder", "compare", str(SOLUTION), "--sweep", "--steps", "1", "4"]
-    command += ["--step-time", "3s"]
+    command += ["--step-time", "2s", "--repeat", "2"]
     command += ["--modes", "single", "multithread", "--work-ms", "50", "--out", out]
     done = subprocess.run(
         command,
@@ -67,9 +124,17 @@ def test_a_sweep_writes_a_csv_row_per_step_and_mode_a_json_and_a_chart(tmp_path)
     rps = {(row["mode"], row["users"]): float(row["rps"]) for row in rows}
     assert rps["single", "4"] <= 21  # 50 ms each, one at a time: at most 20 a second, however many users
     assert rps["multithread", "4"] > 2 * rps["single", "4"]  # the threads' waits overlap
+    assert all(row["runs"] == "2" for row in rows)
+    assert all(float(row["rps_min"]) <= float(row["rps"]) <= float(row["rps_max"]) for row in rows)
+    assert all(float(row["p90_min_ms"]) <= float(row["p90_ms"]) <= float(row["p90_max_ms"]) for row in rows)
     data = json.loads((out / "sweep.json").read_text())
     assert data["knees"]["single"]["bound"] == "server" and data["knees"]["multithread"]["users"] == 4
-    assert sum(row["knee"] == "yes" for row in rows) == 2
+    assert data["repeat"] == 2 and data["interpreter"]["python"].startswith("CPython")
+    for steps in data["steps"].values():
+        for found in steps:
+            assert len(found["runs"]) == 2 and found["spread"]["rps"][0] <= found["summary"]["rps"]
+            assert sorted(run["rps"] for run in found["runs"]) == found["spread"]["rps"]
+    assert sum(row["knee"] in ("yes", "uncertain") for row in rows) == 2
     assert "Capacity" in done.stdout and f"wrote {out / 'sweep.png'}" in done.stdout
 
     import matplotlib.image
