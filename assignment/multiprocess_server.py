@@ -35,8 +35,11 @@ def reap_children() -> None:
     """Task 6. Collect the children that have finished.
 
     The listener calls this each time a child process exits. Until its parent collects its exit
-    status, a finished child stays in the process table as a zombie: after 200 clients, 200 of
-    them. Collect the finished ones, and do not wait for the ones still running.
+    status, a finished child stays in the process table as a zombie. multiprocessing collects the
+    finished ones itself each time a new Process starts, and at exit; but the children of the last
+    clients before a quiet spell would wait as zombies until the next client comes. Collect the
+    finished ones now, through multiprocessing (an os.waitpid() behind its back would leave its
+    Process objects, and a descriptor each, behind), and do not wait for the ones still running.
     """
     # YOUR CODE HERE
     raise NotImplementedError()

@@ -69,8 +69,10 @@ for path in sys.argv[1:]:
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run":
             if not node.args and not node.keywords:
                 found.add("run called")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "send":
+            found.add("send called")
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if (node.value.id, node.attr) in (("os", "fork"), ("multiprocessing", "Process")):
+            if (node.value.id, node.attr) in (("os", "fork"), ("multiprocessing", "Process"), ("os", "waitpid")):
                 found.add(f"{node.value.id}.{node.attr}")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names = [alias.name for alias in node.names]
@@ -110,7 +112,7 @@ def _parse(folder: Path, names: list[str]) -> tuple[dict[str, str], dict[str, li
     """({name: why it does not parse}, {name: the patterns found in it}) for the files in folder, parsed
     in a child process under a memory and a time bound (the grader itself never parses a submission).
     Patterns (a function called where it should be passed as target, run() for start(), os.fork,
-    socketserver, multiprocessing.Process) only choose the words of feedback, never points."""
+    socketserver, multiprocessing.Process, send(), os.waitpid) only choose the words of feedback, never points."""
 
     def bounded() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (PARSE_MEMORY, PARSE_MEMORY))
@@ -135,7 +137,8 @@ def _parse(folder: Path, names: list[str]) -> tuple[dict[str, str], dict[str, li
         return {name: "could not be parsed within the bounds of the grader" for name in names}, {}
 
 
-PATTERNS = ("target called", "run called", "os.fork", "socketserver", "multiprocessing.Process")
+PATTERNS = ("target called", "run called", "os.fork", "socketserver", "multiprocessing.Process", "send called")
+PATTERNS += ("os.waitpid",)
 TOOLS = {"multiprocess_server.py": "multiprocessing", "multithread_server.py": "threading"}
 
 

@@ -44,7 +44,7 @@ BUGS = [
         "multithread",
         "check_status_line_and_crlf",
         "the head's lines end with \\n only: HTTP wants \\r\\n (CRLF)",
-        control="check_mechanism",
+        control="check_whole_reply_to_slow_reader",  # the line endings are 1.1's alone: 1.7 no longer blames send()
     ),
     Bug(
         "one recv(1024)",
@@ -65,6 +65,37 @@ BUGS = [
         "check_graceful_shutdown",
         "read_request() must keep reading until the blank line",
         absent="let in-flight clients finish",
+    ),
+    Bug(
+        "one recv(1024), met by the slow reader",
+        "handler.py",
+        "    request = bytearray()\n    while HEAD_END",
+        "    return conn.recv(1024)\n    request = bytearray()\n    while HEAD_END",
+        "single",
+        "check_whole_reply_to_slow_reader",
+        "the server read only part of the request",
+        absent="send() writes only",
+    ),
+    Bug(
+        "a thread joined right after its start, met at shutdown",
+        "multithread_server.py",
+        "        thread.start()\n",
+        "        thread.start()\n        thread.join()\n",
+        "multithread",
+        "check_graceful_shutdown",
+        "it serves one client at a time (see 2.1)",
+        absent="let in-flight clients finish",
+    ),
+    Bug(
+        "children reaped with os.waitpid() behind multiprocessing's back",
+        "multiprocess_server.py",
+        "    multiprocessing.active_children()  # joins, and so reaps, the children that have exited\n",
+        "    import os\n\n    while True:\n        try:\n            if os.waitpid(-1, os.WNOHANG)[0] == 0:\n"
+        "                return\n        except ChildProcessError:\n            return\n",
+        "multiprocess",
+        "check_burst_leaves_nothing",
+        "reaped with os.waitpid() behind multiprocessing's back",
+        absent="is a socket left open?",
     ),
     Bug(
         "send() instead of sendall()",

@@ -7,9 +7,9 @@ from autograder.marks import expect
 
 WORKER = {"multiprocess": "child process", "multithread": "thread"}
 SERVED_IN_PARENT = {
-    "target called": "a function was called instead of passed as target: target=handle_client(conn, addr) "
-    "runs handle_client right there, in the server, and hands its result (None) to the new worker; "
-    "pass the function and its arguments apart: target=handle_client, args=(conn, addr)",
+    "target called": "a function was called instead of passed as target: the call ran right there, in the "
+    "server, and the new worker got its result (None); the worker must be given the function and its "
+    "arguments, to call them itself",
     "run called": "run() runs in the caller's thread; start() starts a new one",
 }
 HANDED_TO = {

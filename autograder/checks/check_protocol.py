@@ -4,7 +4,7 @@ import socket
 import time
 
 from autograder.checks.probes import check, eventually, seen, served
-from autograder.client import connect, exchange, get, read_until_close, reset
+from autograder.client import Reply, connect, exchange, get, read_until_close, reset
 from autograder.harness import ProbeError
 from autograder.marks import expect
 
@@ -106,7 +106,7 @@ def check_large_head(serve, mode):
 
 
 @check("protocol", points=1, optional=1)
-def check_whole_reply_to_slow_reader(serve, mode):
+def check_whole_reply_to_slow_reader(serve, mode, grading):
     """A 60 KiB reply to a client that reads late"""
     server = serve(mode)
     untested = server.shrink_send_buffer(SLOW_NETWORK_BUFFER)  # a server with no listening socket deducts
@@ -119,14 +119,29 @@ def check_whole_reply_to_slow_reader(serve, mode):
         sock.sendall(request)
         time.sleep(0.5)  # reads late, as a client on a slow network does: the server's send buffer fills
         raw, _, _ = read_until_close(sock, 5.0, whole_reply=True)
-    body = raw.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in raw else b""
+    reply = Reply(raw)  # its head split as lenient clients split it: the line endings are 1.1's to judge
     expect(
-        raw.startswith(b"HTTP/1.1 200 OK") and body == request,
+        raw.startswith(b"HTTP/1.1 200 OK") and reply.body == request,
         f"a client that sent a {len(request) // 1024} KiB request and read the reply slowly got "
-        + (f"only {len(body)} of the {len(request)} bytes of its echo" if raw.startswith(b"HTTP/1.1 ") else "no reply")
-        + ": send() writes only what fits in the socket's buffer and returns how much it wrote; "
-        "sendall() sends it all",
+        + (short_reply(reply, len(request), grading, mode) if raw.startswith(b"HTTP/1.1 ") else "no reply"),
     )
+
+
+def short_reply(reply: Reply, sent: int, grading, mode: str) -> str:
+    """What a short echo says of its cause: a reply shorter than its own Content-Length stopped while being
+    sent; one as long as it says, but shorter than the request, echoes a request that was read in part."""
+    length = reply.headers.get("content-length", "")
+    got = f"only {len(reply.body)} of the {sent} bytes of its echo"
+    if length.isdigit() and len(reply.body) < int(length):
+        files = ("handler.py", f"{mode}_server.py")  # the code that serves this mode's clients
+        sends = any("send called" in grading.patterns.get(name, []) for name in files)
+        why = (
+            "send() writes only what fits in the socket's buffer and returns how much it wrote"
+            if sends
+            else ("the reply stopped before the end its own Content-Length announces")
+        )
+        return f"{got}, though its Content-Length says {length}: {why}; the whole reply must be sent"
+    return f"{got}, and its Content-Length says as much: the server read only part of the request; {RECV_HINT}"
 
 
 @check("protocol", points=1, optional=1)
