@@ -87,6 +87,7 @@ class Clock:
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.lag_max = 0.0
+        self.scheduled = scheduled()  # (ran, waited) at the start of the run: the run's own are what follows
         gevent.spawn(self._tick)
 
     def _tick(self) -> None:
@@ -143,6 +144,7 @@ def write_summary(environment, **kwargs) -> None:
         "run_s": round(time.monotonic() - CLOCK.started, 3) if CLOCK else None,
         "cpu_s": round(ran, 3),  # of this process
         "cpu_wait_s": round(waited, 3),  # ready to run, waiting for a CPU (or a CPU quota): the machine's doing
+        "run_cpu_wait_s": round(waited - CLOCK.scheduled[1], 3) if CLOCK else None,  # of it, during the run
         "errors": {StatsError.parse_error(e.error): e.occurrences for e in environment.runner.stats.errors.values()},
     }
     text = json.dumps(summary, indent=2)  # before opening the file: a failure leaves no half-written file

@@ -33,7 +33,7 @@ def test_every_reference_server_answers_a_set_load_with_no_failure(start_server,
     assert result["failures"] == 0 and result["errors"] == {} and result["exit"] == 0
     assert result["requests"] == 100
     assert 0 < result["median_ms"] <= result["p90_ms"] <= result["max_ms"]
-    assert result["lag_max_ms"] >= 0 and result["cpu_s"] > 0 and result["cpu_wait_s"] >= 0  # how it kept time
+    assert result["lag_max_ms"] >= 0 and result["cpu_s"] > 0 and result["cpu_wait_s"] >= result["run_cpu_wait_s"] >= 0
 
 
 def test_a_server_that_does_not_echo_fails_every_request_with_a_reason(start_server, tmp_path):
@@ -47,6 +47,7 @@ def test_a_server_that_does_not_echo_fails_every_request_with_a_reason(start_ser
 GOOD = {"requests": 200, "failures": 0, "errors": {}, "rps": 10.0, "median_ms": 5, "p90_ms": 9, "lag_max_ms": 3}
 SLOW = {**GOOD, "median_ms": 2100}
 DISTURBED = {**SLOW, "lag_max_ms": 1500}  # locust's own timers fired 1.5 s late: the slowness may be its own
+STARVED = {**SLOW, "run_s": 2.0, "run_cpu_wait_s": 1.2}  # it waited for a CPU for 60% of its run
 WRONG = {**DISTURBED, "failures": 3, "errors": {"status 500, expected 200": 3}}
 
 
@@ -58,9 +59,20 @@ WRONG = {**DISTURBED, "failures": 3, "errors": {"status 500, expected 200": 3}}
         ([SLOW], "the median reply took 2100 ms"),
         ([DISTURBED, SLOW], "the median reply took 2100 ms"),
         ([DISTURBED] * 3, "too busy to judge the load"),
+        ([STARVED, STARVED, SLOW], "the median reply took 2100 ms"),
+        ([STARVED] * 3, "it waited for a CPU for 60% of it.* too busy to judge the load"),
         ([WRONG], "3 of 200 requests failed under load: 3 x status 500"),
     ],
-    ids=["good", "disturbed then good", "slow", "disturbed then slow", "never kept time", "wrong replies"],
+    ids=[
+        "good",
+        "disturbed then good",
+        "slow",
+        "disturbed then slow",
+        "never kept time",
+        "starved then slow",
+        "always starved",
+        "wrong replies",
+    ],
 )
 def test_the_load_check_deducts_only_what_a_run_that_kept_time_saw(start_server, tmp_path, runs, outcome):
     """The load check's decision, its locust runs replaced by the summaries they could give (the server is
