@@ -74,6 +74,17 @@ def finish(run: subprocess.Popen, timeout: float = 400) -> str:
     return printed
 
 
+def finish_watched(run: subprocess.Popen, watch, done: threading.Event) -> str:
+    """finish(run), while watch() runs in a thread that ends once done is set, after the grading."""
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        return finish(run)
+    finally:
+        done.set()
+        watcher.join(5)
+
+
 def lost(results: dict) -> dict[str, str]:
     return {t["name"]: t["output"] for t in results["tests"] if t["score"] < t["max_score"]}
 
@@ -158,13 +169,7 @@ def test_a_load_generator_that_cannot_keep_time_is_a_grader_fault_not_a_deductio
                         proc.send_signal(signal.SIGCONT)
             time.sleep(0.05)
 
-    watcher = threading.Thread(target=stop_each_locust, daemon=True)
-    watcher.start()
-    try:
-        printed = finish(run)
-    finally:
-        done.set()
-        watcher.join(5)
+    printed = finish_watched(run, stop_each_locust, done)
     assert run.returncode == 3, printed[-3000:]  # a grader fault: `course grade` tries it again
     results = json.loads((tmp_path / "results.json").read_text())
     (test,) = results["tests"]
@@ -209,13 +214,7 @@ def test_a_check_the_grader_could_not_time_is_tried_again(tmp_path, tries_stoppe
                         os.kill(run.pid, signal.SIGCONT)
             time.sleep(0.02)
 
-    watcher = threading.Thread(target=stop_the_grader_in_each_try, daemon=True)
-    watcher.start()
-    try:
-        printed = finish(run)
-    finally:
-        done.set()
-        watcher.join(5)
+    printed = finish_watched(run, stop_the_grader_in_each_try, done)
     results = json.loads((tmp_path / "results.json").read_text())
     (test,) = results["tests"]
     assert test["score"] == 0
