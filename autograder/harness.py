@@ -244,6 +244,23 @@ class Limits:
     disk: int = 64 << 20  # bytes it may leave in its work folder (and, in a sandbox, in its /tmp)
 
 
+STALE_GROUP = 600  # seconds after which an empty group of the kit's is another grading's leftover
+
+
+def remove_stale_groups(folder: Path, older_than: float = STALE_GROUP) -> list[Path]:
+    """Remove the kit's control groups in folder that hold no task and were made over older_than seconds ago:
+    what a grader killed before its teardown left (a live grading's groups hold its server, or are younger).
+    The groups removed."""
+    removed = []
+    now = time.time()
+    for group in folder.glob("concurrency-lab-*"):
+        with contextlib.suppress(OSError):
+            if now - group.stat().st_mtime > older_than and not (group / "cgroup.procs").read_text().strip():
+                group.rmdir()  # refused (EBUSY) if a task joined meanwhile
+                removed.append(group)
+    return removed
+
+
 class ControlGroups:
     """Control groups (cgroup v1 pids, memory and cpu, or v2) made for one server tree, where this user may make
     them."""
@@ -261,6 +278,7 @@ class ControlGroups:
             if controller not in settings:
                 continue
             path = (CGROUP_ROOT / controller if controller else CGROUP_ROOT) / own.lstrip("/") / name
+            remove_stale_groups(path.parent)
             try:
                 path.mkdir()
             except OSError:

@@ -518,3 +518,37 @@ def test_what_a_runner_uid_leaves_in_the_shared_temporary_folders_is_gone_when_i
         assert runner.release() == []
     assert not any(os.path.lexists(path) for path in planted)
     assert target.read_text() == "untouched"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="control groups need root")
+def test_the_control_groups_a_killed_grader_left_are_removed_by_the_next_grading(tmp_path):
+    """A grader SIGKILLed before its teardown leaves its servers' (empty) control groups behind: the next
+    grading removes the kit's empty groups older than STALE_GROUP, and never one that holds a task."""
+    from autograder.harness import CGROUP_ROOT, remove_stale_groups
+
+    if not (CGROUP_ROOT / "pids" / "cgroup.procs").exists():
+        pytest.skip("no cgroup v1 pids controller here")
+    parent = CGROUP_ROOT / "pids" / f"test-stale-groups-{os.getpid()}"  # of its own: other gradings run meanwhile
+    parent.mkdir()
+    left = parent / "concurrency-lab-leftover"
+    busy = parent / "concurrency-lab-busy"
+    left.mkdir()
+    busy.mkdir()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        (busy / "cgroup.procs").write_text(str(sleeper.pid))
+        assert remove_stale_groups(parent, older_than=3600) == []  # too young: maybe a grading's, being made
+        removed = remove_stale_groups(parent, older_than=0)
+        assert left in removed and busy not in removed
+        assert not left.exists() and busy.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for _ in range(50):  # the kernel lets go of the sleeper shortly after it is reaped
+            with contextlib.suppress(OSError):
+                busy.rmdir()
+                left.exists() and left.rmdir()
+                parent.rmdir()
+            if not parent.exists():
+                break
+            time.sleep(0.05)
