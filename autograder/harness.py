@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,6 +157,7 @@ class Network:
 
 _boxes: dict[str, Network] = {}  # {the check running: its box}
 _refused: list[str] = []  # why no box can be made here, once found
+_made: list[bool] = []  # a box could be made here, once found
 
 
 def network_isolation() -> str:
@@ -168,11 +169,13 @@ def network_isolation() -> str:
         return f"networks of their own turned off ({NETWORKS}={SHARED})"
     if os.geteuid() != 0:
         return "network namespaces need root"
-    try:
-        Network.make().close()
-    except OSError as exc:
-        _refused.append(f"network namespaces are refused here ({exc.strerror or exc})")
-        return _refused[0]
+    if not _made:  # tried once per process: every check's serve fixture asks
+        try:
+            Network.make().close()
+        except OSError as exc:
+            _refused.append(f"network namespaces are refused here ({exc.strerror or exc})")
+            return _refused[0]
+        _made.append(True)
     return ""
 
 
@@ -244,6 +247,25 @@ class Limits:
     disk: int = 64 << 20  # bytes it may leave in its work folder (and, in a sandbox, in its /tmp)
 
 
+def remove_group(path: Path, seconds: float = 1.0, busy: Callable[[Path], None] | None = None) -> bool:
+    """Remove a control group, trying again for up to seconds while it still holds tasks (the kernel lets go of
+    ended ones shortly after they are reaped; busy(path), if given, is called before each new try); whether
+    it is gone."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            path.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            if busy is not None:
+                busy(path)
+            time.sleep(0.02)
+
+
 STALE_GROUP = 600  # seconds after which an empty group of the kit's is another grading's leftover
 
 
@@ -311,14 +333,7 @@ class ControlGroups:
 
     def remove(self) -> None:
         for path in self.paths:
-            for _ in range(50):  # the kernel lets go of killed tasks shortly after they are reaped
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            remove_group(path)
 
 
 def _own_cgroups() -> dict[str, str]:

@@ -524,7 +524,7 @@ def test_what_a_runner_uid_leaves_in_the_shared_temporary_folders_is_gone_when_i
 def test_the_control_groups_a_killed_grader_left_are_removed_by_the_next_grading(tmp_path):
     """A grader SIGKILLed before its teardown leaves its servers' (empty) control groups behind: the next
     grading removes the kit's empty groups older than STALE_GROUP, and never one that holds a task."""
-    from autograder.harness import CGROUP_ROOT, remove_stale_groups
+    from autograder.harness import CGROUP_ROOT, remove_group, remove_stale_groups
 
     if not (CGROUP_ROOT / "pids" / "cgroup.procs").exists():
         pytest.skip("no cgroup v1 pids controller here")
@@ -544,11 +544,5 @@ def test_the_control_groups_a_killed_grader_left_are_removed_by_the_next_grading
     finally:
         sleeper.kill()
         sleeper.wait()
-        for _ in range(50):  # the kernel lets go of the sleeper shortly after it is reaped
-            with contextlib.suppress(OSError):
-                busy.rmdir()
-                left.exists() and left.rmdir()
-                parent.rmdir()
-            if not parent.exists():
-                break
-            time.sleep(0.05)
+        for group in (busy, left, parent):  # the kernel lets go of the sleeper shortly after it is reaped
+            remove_group(group, seconds=5.0)
