@@ -290,10 +290,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
         console.print("\n[bold]What lost points, and what to look at:[/]")
         for line in lost:
             console.print(f"- {line}", markup=False, highlight=False)
-    load = {name[6:-1]: note for name, note in grader.notes.items() if name.startswith("load (")}  # "load (MODE)"
+    load = {mode: grader.notes[f"load ({mode})"] for mode in ALL_MODES if f"load ({mode})" in grader.notes}
     if load:  # one line, not one a mode
-        said = "; ".join(f"{mode} {note.split(',')[0]}" for mode, note in load.items())
-        console.print(f"[dim]under load (information, not graded): {said}[/]", highlight=False)
+        said = ", ".join(f"{mode} {note.split(',')[0].removesuffix(' requests/s')}" for mode, note in load.items())
+        console.print(f"[dim]under load, in requests/s (information, not graded): {said}[/]", highlight=False)
     for name, note in grader.notes.items():
         if not name.startswith("load ("):
             console.print(f"[dim]{name}: {note} (information, not graded)[/]")

@@ -676,6 +676,23 @@ class Server:
         """The address of every TCP socket on which the server listens (any of its processes)."""
         return sorted({s.local for s in self._sockets() if s.state == "LISTEN"})
 
+    def open_sockets(self) -> int:
+        """How many TCP sockets the server's processes hold open, its listening ones aside (a connection the
+        client has closed and the server has not, in CLOSE_WAIT, among them)."""
+        return sum(s.state != "LISTEN" for s in self._sockets())
+
+    def lingering(self) -> list[int]:
+        """The pids of the processes that hold a connection to the server's port which its client has closed
+        and the server has not (CLOSE_WAIT), one per such connection and holder; 0 where the holder cannot
+        be seen (as in connections())."""
+        holders: dict[int, list[int]] = {}
+        return [
+            pid
+            for s in self._sockets(holders)
+            if s.state == "CLOSE_WAIT" and s.local[1] == self.port
+            for pid in holders.get(s.inode, [0])
+        ]
+
     def connections(self) -> list[tuple[int, tuple[str, int]]]:
         """(pid, client address) of each connection to the server's port held open by the server: the
         evidence that a client was accepted, and by whom. The pid is that of a process seen holding it, or
@@ -817,7 +834,7 @@ def launcher(
     return launch + ([f"--uid={uid}"] if uid is not None else [])
 
 
-TCP_STATES = {"01": "ESTABLISHED", "0A": "LISTEN"}
+TCP_STATES = {"01": "ESTABLISHED", "08": "CLOSE_WAIT", "0A": "LISTEN"}
 
 
 def inet_sockets(uid: int | None = None, network: Network | None = None) -> list[InetSocket]:

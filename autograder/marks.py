@@ -20,7 +20,13 @@ HIDDEN_POINTS = 3  # of the 100, in HIDDEN (a kit test keeps it equal to their m
 
 
 class Deduction(AssertionError):
-    """The submission loses the check's points; the message is the feedback, in a student's terms."""
+    """The submission loses the check's points; the message is the feedback, in a student's terms. cause, when
+    known, is a more basic mistake that explains it (probes.diagnose): the checks it costs are listed once,
+    under the first of them, instead of each explaining it again."""
+
+    def __init__(self, feedback: str, cause: str = "") -> None:
+        super().__init__(feedback)
+        self.cause = cause
 
 
 class GraderStarved(Exception):
@@ -28,10 +34,10 @@ class GraderStarved(Exception):
     a fault of the grading, never a deduction; the message says what was seen."""
 
 
-def expect(condition: object, feedback: str) -> None:
-    """Deduct the check's points with this feedback unless condition holds."""
+def expect(condition: object, feedback: str, cause: str = "") -> None:
+    """Deduct the check's points with this feedback (and cause, where the check saw one) unless condition holds."""
     if not condition:
-        raise Deduction(feedback)
+        raise Deduction(feedback, cause)
 
 
 def check(

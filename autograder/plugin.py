@@ -15,15 +15,17 @@ from pathlib import Path
 import pytest
 
 from autograder import ALL_MODES, MODES, OPTIONAL_MODES, machine, sandbox
+from autograder.checks import probes
 from autograder.harness import SHARED, Limits, Network, Server, ServerError, network_isolation
 from autograder.marks import CATEGORIES, HIDDEN_POINTS, Deduction, GraderStarved, expect
-from autograder.results import Result, number_results
+from autograder.results import NOT_WRITTEN, Result, number_results
 
 CHECKS = Path(__file__).with_name("checks")
 RESULT = "lab-result"  # the user property that carries a check's Result from where it ran
 GRADER = pytest.StashKey["Grader"]()
 SERVERS = pytest.StashKey[list[Server]]()  # the servers a check started, to explain its failure
 OUTCOME = pytest.StashKey[tuple[str, str]]()  # (status, feedback)
+CAUSE = pytest.StashKey[str]()  # the basic mistake that explains a deduction, where one was seen
 STARTED = pytest.StashKey[float]()
 READY_TIMEOUT = 10.0  # seconds a server may take to print its ready line
 FROZEN = 0.5  # seconds late the grader's own timers may fire during a check before its deduction is in doubt
@@ -82,6 +84,7 @@ class Grader:
         self.selected = 0
         self.collected: list[Result] = []  # every selected check, before it runs
         self.order: dict[str, int] = {}  # {node id: its place}: results arrive in any order, side by side
+        self.numbers: dict[str, str] = {}  # {check: its number in the rubric}, where the checks are collected
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[GRADER] = self
@@ -117,6 +120,9 @@ class Grader:
                 item.get_closest_marker("check").kwargs["category"]
             )
 
+        rubric = [_describe(item) for item in sorted(items, key=place)]
+        number_results(rubric)  # the rubric's numbers, whichever checks this grading runs
+        self.numbers = {r.check: r.number for r in rubric}
         items[:] = sorted(keep, key=place)
         self.selected = len(keep)
 
@@ -163,6 +169,9 @@ class Grader:
             except Deduction as exc:
                 late = machine.clock().worst_lateness(began)
                 if late <= FROZEN:
+                    if not exc.cause and "serve" in args and not NOT_WRITTEN.search(str(exc)):
+                        exc.cause = probes.diagnose(args["serve"], pyfuncitem.callspec.params["mode"], self.patterns)
+                    pyfuncitem.stash[CAUSE] = exc.cause
                     raise
                 doubt = f"{exc} (while the grader's own timers fired up to {late:.1f} s late)"
             for server in pyfuncitem.stash.get(SERVERS, []):  # the next try starts its own
@@ -226,9 +235,11 @@ class Grader:
         result = _describe(item)
         result.points = result.max_points if status == "passed" else 0.0
         result.status, result.feedback = status, feedback or "ok"
+        result.cause = item.stash.get(CAUSE, "") if status == "failed" else ""
         result.seconds = round(time.monotonic() - item.stash[STARTED], 2)
         result.notes, self.notes = dict(self.notes), {}
         result.node = item.nodeid
+        result.number = self.numbers.get(result.check, "")
         return asdict(result)
 
     # Results, where the grading is -------------------------------------------------------------
@@ -243,7 +254,8 @@ class Grader:
         self.notes.update(result.notes)
         self.results.append(result)
         self.results.sort(key=lambda r: self.order.get(r.node, len(self.order)))
-        number_results(self.results)
+        if not all(r.number for r in self.results):
+            number_results(self.results)
         if self.on_result:
             self.on_result(result)
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -34,6 +35,7 @@ class Result:
     hidden: bool = False
     notes: dict[str, str] = field(default_factory=dict)  # information that is not graded
     node: str = ""  # the pytest node it came from: its place in the grading's order
+    cause: str = ""  # a more basic mistake that explains a failure (probes.diagnose), shared by the checks it costs
 
     @property
     def name(self) -> str:
@@ -123,7 +125,7 @@ def tables(grader) -> list[Table | str]:
 
 def _table(title: str, results: list[Result], by_category: bool = False) -> Table:
     modes = [m for m in ALL_MODES if any(r.mode == m for r in results)]
-    view = Table(title=title, title_justify="left")
+    view = Table(title=title, title_justify="left", box=box.MINIMAL_HEAVY_HEAD, show_edge=False)  # a line a row
     view.add_column("#", justify="right", style="dim", no_wrap=True)
     view.add_column("check", ratio=1)
     for mode in modes:
@@ -138,7 +140,6 @@ def _table(title: str, results: list[Result], by_category: bool = False) -> Tabl
             category = row_category
             view.add_row("", f"[bold]{CATEGORIES[category]}[/]", *[""] * len(modes))
         view.add_row(number, escape(title_cell), *[_cell(by_mode.get(mode)) for mode in modes])
-    view.add_section()
     points = [sum(r.points for r in results if r.mode == m) for m in modes]
     view.add_row("", "[bold]points per mode[/]", *[f"[bold]{t:g}[/]" for t in points])
     return view
@@ -154,32 +155,91 @@ def _cell(result: Result | None) -> str:
 NOT_WRITTEN = re.compile(r"(\w+)\(\) in (\w+\.py) is not implemented yet")
 
 
+def _key(number: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in number.split(".") if part.isdigit())
+
+
+def owners(results: list[Result]) -> dict[int, Result]:
+    """{index of a failed result: the result that states its cause}: of the failed checks of one mode that share
+    a cause, the first in the rubric's order states it, and the others follow from it."""
+    first: dict[tuple[str, str], Result] = {}
+    found = {}
+    for i in sorted(range(len(results)), key=lambda i: _key(results[i].number)):
+        r = results[i]
+        if r.status != "failed" or not r.cause:
+            continue
+        owner = first.setdefault((r.mode, r.cause), r)
+        if owner is not r:
+            found[i] = owner
+    return found
+
+
+def stated(r: Result) -> str:
+    """A failed check's feedback, with the cause it states when the feedback does not say it already."""
+    return f"{r.feedback}: {r.cause}" if r.cause and r.cause not in r.feedback else r.feedback
+
+
+def shown(r: Result, owner: Result | None) -> str:
+    """What a course platform shows of one check: its feedback; for one that follows from another, which."""
+    if owner is None:
+        return stated(r) if r.status == "failed" else r.feedback
+    return f"follows from {owner.number} ({owner.title}): {r.cause}. What this check saw: {r.feedback}"
+
+
+def gradescope_output_of(results: list[Result]) -> list[str]:
+    """What a course platform shows of each check, in the order of results."""
+    follows = owners(results)
+    return [shown(r, follows.get(i)) for i, r in enumerate(results)]
+
+
 def feedback(results: list[Result], patterns: dict[str, list[str]] | None = None) -> list[str]:
-    """One line per check that lost points: where, and what to look at. A check that lost its points to a
-    function not written yet (its server said so) is not listed: one line per such file says what is left
-    to write (the functions of the file that still raise NotImplementedError, from patterns, where given)."""
-    lines, unwritten, lost_to = [], {}, {}
-    for r in results:
+    """What lost points, grouped by cause. A file whose functions are not written yet: one line, naming them
+    (from patterns, where given), for every check it cost. A check that lost points: one line, for every mode
+    with the same feedback. Checks that lost points to a cause another check states: one line, pointing at it."""
+    unwritten, lost_to = {}, {}
+    said: dict[tuple[str, str, str], list[str]] = {}  # (number, check, feedback): modes
+    following: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}  # (owner's number, cause, numbers): modes
+    follows = owners(results)
+    per_mode: dict[tuple[str, str, str], list[str]] = {}
+    for i, r in sorted(enumerate(results), key=lambda item: _key(item[1].number)):
         if r.status == "passed":
             continue
         found = NOT_WRITTEN.findall(r.feedback) if r.status == "failed" else []
-        if not found:
-            lines.append(f"{r.number} {r.name}: {r.feedback}")
         for function, file in found:
             unwritten.setdefault(file, set()).add(function)
             lost_to.setdefault(file, set()).add(r.name)
+        if found:
+            continue
+        if i in follows:
+            per_mode.setdefault((follows[i].number, r.cause, r.mode), []).append(r.number)
+        else:
+            said.setdefault((r.number, r.check, stated(r)), []).append(r.mode)
+    for (number, cause, mode), numbers in per_mode.items():
+        following.setdefault((number, cause, tuple(numbers)), []).append(mode)
     for file, found in (patterns or {}).items():  # blanks the checks could not reach yet, too
         blanks = {p.removeprefix("unwritten:") for p in found if p.startswith("unwritten:")}
         unwritten.setdefault(file, set()).update(blanks)
-    first = []
+    lines = []
     for file, functions in sorted(unwritten.items()):
         if not functions:
             continue
         names = sorted(f"{function}()" for function in functions)
-        said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
         count = f" ({len(lost_to[file])} checks lost to it)" if file in lost_to else ""
-        first.append(f"{file}: {said} {'is' if len(names) == 1 else 'are'} not written yet{count}")
-    return first + lines
+        lines.append(f"{file}: {listed} {'is' if len(names) == 1 else 'are'} not written yet{count}")
+    left = dict(following)
+    for (number, check, text), modes in said.items():
+        lines.append(f"{number} {check}: {', '.join(modes)}: {text}")
+        for key, modes_following in following.items():  # under the owner's line, when its modes are there
+            if key in left and key[0] == number and set(modes_following) <= set(modes):
+                lines.append(_follow_line(key, left.pop(key)))
+    return lines + [_follow_line(key, modes) for key, modes in left.items()]
+
+
+def _follow_line(key: tuple[str, str, tuple[str, ...]], modes: list[str]) -> str:
+    owner, _, numbers = key
+    verb = "follows" if len(numbers) == 1 else "follow"
+    return f"{', '.join(numbers)} {', '.join(modes)}: {verb} from {owner}, the same cause"
 
 
 def rubric(collected: list[Result]) -> str:
@@ -226,6 +286,7 @@ def gradescope(grader, seconds: float, interrupted: str = "") -> dict:
     if interrupted:
         output += f" Grading was interrupted ({interrupted}): the checks that did not run are missing."
     not_a_grade = bool(grader.problems or interrupted)
+    outputs = gradescope_output_of(grader.results)
     return {
         "score": total.score,
         "execution_time": round(seconds, 1),
@@ -239,11 +300,11 @@ def gradescope(grader, seconds: float, interrupted: str = "") -> dict:
                 "score": r.points,
                 "max_score": r.max_points,
                 "status": "passed" if r.status == "passed" else "failed",
-                "output": r.feedback,
+                "output": outputs[i],
                 "visibility": "after_published" if r.hidden else "visible",
                 "tags": [r.category, r.mode, *([r.variant] if r.variant else [])],
             }
-            for r in grader.results
+            for i, r in enumerate(grader.results)
         ],
         "leaderboard": [],
     }

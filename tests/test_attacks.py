@@ -434,7 +434,7 @@ def test_a_multithread_server_that_drops_quiet_clients_loses_the_held_client_che
     run = run_grader("writable", submission, "--mode", "multithread", "--check", "concurrency", "--json", out)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     tests = {t["name"]: t for t in json.loads(out.read_text())["tests"]}
-    held = tests["Concurrency: A silent client blocks no one (single: it does): multithread"]
+    held = tests["Concurrency: Who waits for a silent client: multithread"]
     assert held["score"] == 0 and "a quiet client must still be served, not dropped" in held["output"]
 
 

@@ -64,7 +64,7 @@ BUGS = [
         "multiprocess",
         "check_graceful_shutdown",
         "read_request() must keep reading until the blank line",
-        absent="let in-flight clients finish",
+        absent="must still get its whole reply",
     ),
     Bug(
         "one recv(1024), met by the slow reader",
@@ -83,8 +83,8 @@ BUGS = [
         "        thread.start()\n        thread.join()\n",
         "multithread",
         "check_graceful_shutdown",
-        "it serves one client at a time (see 2.1)",
-        absent="let in-flight clients finish",
+        "clients are served one at a time: while a thread served one client, the server accepted no other",
+        absent="must still get its whole reply",  # the opposite of the cause
     ),
     Bug(
         "children reaped with os.waitpid() behind multiprocessing's back",
@@ -95,7 +95,7 @@ BUGS = [
         "multiprocess",
         "check_burst_leaves_nothing",
         "reaped with os.waitpid() behind multiprocessing's back",
-        absent="is a socket left open?",
+        absent="they are sockets",
     ),
     Bug(
         "send() instead of sendall()",
@@ -113,7 +113,7 @@ BUGS = [
         "",
         "multiprocess",
         "check_connection_closes_after_reply",
-        "does the parent close its copy of the socket after starting the child?",
+        "the server's own process still holds the client's socket after the reply: the parent's copy of it",
     ),
     Bug(
         "a bare except that joins only the last worker",
@@ -126,7 +126,7 @@ BUGS = [
         "    except:  # noqa: E722\n        pass\n    child.join()\n",
         "multiprocess",
         "check_graceful_shutdown",
-        "wait for every worker started, before serve() returns",  # run() ends the process once serve() returns
+        "serve() returns only once every client it took has been served",  # run() ends the process then
     ),
     Bug(
         "multiprocessing.Process instead of the context's",
@@ -135,7 +135,7 @@ BUGS = [
         "        multiprocessing.Process(target=handle_client, args=(conn, addr)).start()\n",
         "multiprocess",
         "check_start_method",
-        "start each child from multiprocessing.get_context(start_method), not multiprocessing.Process",
+        "the children must come from the context of the method asked for",
     ),
     Bug(
         "handle_client in the parent of the process server",
@@ -163,7 +163,8 @@ BUGS = [
         "        thread.start()\n        thread.join()\n",
         "multithread",
         "check_held_client",
-        "is each client handed to a new thread before the server goes back to accept()?",
+        "clients are served one at a time: while a thread served one client, the server accepted no other",
+        absent="is each client handed to a new thread",
     ),
     Bug(
         "target=handle_client(conn, addr)",
@@ -181,9 +182,8 @@ BUGS = [
         "        thread.run()\n",
         "multithread",
         "check_mechanism",
-        "the server had 1 thread: expected the main thread plus one threading.Thread per client: the server "
-        "served a client itself, in its own thread, and started no thread for it: run() runs in the caller's "
-        "thread; start() starts a new one",
+        "the server had 1 thread, not 3 (the main thread and one per client): the server served a client itself, "
+        "in its own thread, and started no thread for it: run() runs in the caller's thread; start() starts a new one",
     ),
     Bug(
         "threads in the single server",
@@ -219,7 +219,7 @@ BUGS = [
         'name=f"client {addr}", daemon=True)\n        threads.clear()\n',
         "multithread",
         "check_graceful_shutdown",
-        "let in-flight clients finish",
+        "a client in flight when the signal comes must still get its whole reply",
     ),
     Bug(
         "no SO_REUSEADDR",
@@ -237,7 +237,7 @@ BUGS = [
         '            self.sock.bind(("", port))\n',
         "multithread",
         "check_listens_only_on_given_host",
-        "bind to the --host address only",
+        "a server listens on the --host address only",
     ),
     Bug(
         "no echo",
@@ -266,6 +266,65 @@ BUGS = [
         "single",
         "check_survives_bad_clients",
         "the server died after a client reset its connection",
+    ),
+    Bug(
+        "only GET gets 200",
+        "handler.py",
+        'status = "200 OK" if is_request_line(request_line(request)) else',
+        'status = "200 OK" if request.startswith(b"GET ") and is_request_line(request_line(request)) else',
+        "multithread",
+        "check_any_method",
+        "any method gets 200 OK, not only GET",
+        control="check_bad_request",
+    ),
+    Bug(
+        "the end of the head looked for in the last piece only",
+        "handler.py",
+        "    while HEAD_END not in request and len(request) < MAX_REQUEST:\n",
+        "    chunk = b''\n    while HEAD_END not in chunk and len(request) < MAX_REQUEST:\n",
+        "single",
+        "check_blank_line_split",
+        "the end of the head must be looked for in all the bytes read so far, not in the last piece",
+        control="check_request_in_pieces",
+    ),
+    Bug(
+        "no idle timeout",
+        "handler.py",
+        "        conn.settimeout(IDLE_TIMEOUT)\n",
+        "",
+        "multithread",
+        "check_silent_client_let_go",
+        "a client that stays silent must be let go after the idle timeout",
+    ),
+    Bug(
+        "the whole request judged as a request line",
+        "handler.py",
+        'status = "200 OK" if is_request_line(request_line(request)) else',
+        'status = "200 OK" if is_request_line(request) else',
+        "multiprocess",
+        "check_status_line_and_crlf",
+        "a plain GET request got 400 Bad Request: the server judges a well-formed request line malformed",
+        control="check_request_in_pieces",
+    ),
+    Bug(
+        "a socket left open per client",
+        "handler.py",
+        "def handle_client(conn: socket.socket, addr: Address) -> None:\n",
+        "LEAKED = []\n\n\ndef handle_client(conn: socket.socket, addr: Address) -> None:\n"
+        "    LEAKED.append(conn.dup())\n",
+        "multithread",
+        "check_burst_leaves_nothing",
+        "they are sockets (",
+        absent="os.waitpid",
+    ),
+    Bug(
+        "no __main__ guard",
+        "multiprocess_server.py",
+        'if __name__ == "__main__":\n',
+        "if True:\n",
+        "multiprocess",
+        "check_start_method",
+        "imports your module, and it started the server again: the start-up must run only when the module is run",
     ),
 ]
 
@@ -313,3 +372,43 @@ def test_each_quote_of_the_handout_is_feedback_a_bug_above_gets(handout):
     assert len(quotes) >= 8
     for quote in quotes:
         assert any(bug.feedback == quote for bug in BUGS), f"{handout} quotes {quote!r}, which no bug above asserts"
+
+
+def test_one_mistake_is_stated_once_and_the_checks_it_costs_point_at_it(tmp_path):
+    """target=handle_client(conn, addr) costs 2.1, 2.2, 3.2 and the start-method checks: the cause is stated
+    under 2.1, once, and the others follow from it, in one line (results.json says so check by check)."""
+    submission = mutant(
+        tmp_path / "sub",
+        "multiprocess_server.py",
+        PROCESS_LOOP,
+        PROCESS_LOOP.replace("handle_client, args=(conn, addr)", "handle_client(conn, addr)"),
+    )
+    checks = ["check_held_client", "check_mechanism", "check_graceful_shutdown", "check_start_method", "check_echo"]
+    options = ["--mode", "multiprocess", *(f"--check={check}" for check in checks)]
+    results, printed, _ = grade(submission, tmp_path, *options)
+    printed = " ".join(printed.split())
+    lost = {t["number"]: t["output"] for t in results["tests"] if t["score"] < t["max_score"]}
+    assert set(lost) == {"2.1", "2.2", "3.2", "4.1", "4.2", "4.3"}, lost
+    cause = "a function was called instead of passed as target"
+    assert printed.count(cause) == 1 and "- 2.2, 3.2, 4.1, 4.2, 4.3 multiprocess: follow from 2.1" in printed
+    assert all(lost[n].startswith("follows from 2.1 (Who waits for a silent client)") for n in lost if n != "2.1")
+    assert all(cause in output for output in lost.values())  # each check's own page names it too
+    assert "must still get its whole reply" not in printed and "__main__" not in printed  # no wrong cause
+    assert "grader fault" not in printed and leftovers(RUN) == []
+
+
+def test_the_same_feedback_in_every_mode_is_one_line(tmp_path):
+    submission = mutant(
+        tmp_path / "sub",
+        "handler.py",
+        '"200 OK" if is_request_line(request_line(request))',
+        '"200 OK" if is_request_line(request)',
+    )
+    results, printed, _ = grade(
+        submission, tmp_path, "--check=check_status_line_and_crlf", "--check=check_echo", "--check=check_held_client"
+    )
+    printed = " ".join(printed.split())
+    assert printed.count("the server judges a well-formed request line malformed") == 1, printed
+    assert "Status line and CRLF endings: single, multiprocess, multithread: the reply should begin" in printed
+    assert "- 2.1 single, multiprocess, multithread: follows from 1.1, the same cause" in printed
+    assert {t["number"] for t in results["tests"] if t["score"] < t["max_score"]} == {"1.1", "2.1"}

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autograder import KIT
+from autograder import KIT, grade, results
+from autograder.marks import CATEGORIES
 
 from documents import copy_of_the_kit, paste_in_order
 
@@ -17,8 +18,13 @@ def test_readme_rubric_is_the_graders_rubric():
         [sys.executable, "-m", "autograder", "rubric"], cwd=KIT, capture_output=True, text=True, check=True
     ).stdout
     assert rubric.count("\n") > 20 and "| | **total** | | | | | | **100** |" in rubric
-    assert "| | **optional part, beside the total** | | | | | | **42** |" in rubric
+    assert "| | **optional part, beside the total** | | | | | | **46** |" in rubric
     assert rubric in (KIT / "docs" / "instructors.md").read_text()
+    total = results.totals(grade.collect())
+    said = ", ".join(f"{CATEGORIES[c].lower()} {p:g}" for c, (_, p) in total.categories.items() if c != "optional")
+    readme = " ".join((KIT / "README.md").read_text().split())
+    assert f"{total.max_score:g} points: {said}; the optional part's {total.optional[1]:g} beside them" in readme
+    assert f"the optional part's {total.optional[1]:g} beside them. The second" in readme
 
 
 def test_readme_gives_the_two_set_up_commands_and_ci_runs_the_same_install_and_tests():

@@ -1,4 +1,4 @@
-"""Load: a locust run of the kit's locustfile against each mode. 6 points.
+"""Load: a locust run of the kit's locustfile against each mode. 3 points.
 
 locust runs as a subprocess: importing it here would monkey-patch socket and threading (gevent).
 The run is a set number of requests (USERS users, PER_USER requests each), not a time window: how many
@@ -34,10 +34,13 @@ ATTEMPTS = 3
 BACKSTOP = 60  # seconds locust may run at most (200 requests take under 2 s at half a CPU)
 
 
-@check("load", points=2, optional=2)
+@check("load", points=1, optional=2)
 @pytest.mark.timeout(ATTEMPTS * (BACKSTOP + 30))
 def check_load(serve, mode, grading, tmp_path):
-    """Locust, 50 users x 4 requests: every reply correct, at once"""
+    """Locust: 50 users x 4 requests
+
+    Locust, 50 users x 4 requests: every reply correct, at once.
+    """
     server = serve(mode)
     served(server, when="before the load")  # a server that fails one request would fail them all: no load then
     for attempt in range(1, ATTEMPTS + 1):

@@ -12,7 +12,10 @@ WORKERS = 4
 
 @check("optional", points=3, modes=("threadpool",))
 def check_pool_stays_bounded(serve, mode):
-    """200 clients at once: all served, by at most --workers threads"""
+    """200 clients, --workers threads
+
+    200 clients at once: all served, by at most --workers threads.
+    """
     server = serve(mode, "--workers", str(WORKERS))
     served(server, "/warm-up")
     process = server.process()
@@ -40,7 +43,10 @@ def check_pool_stays_bounded(serve, mode):
 
 @check("optional", points=3, modes=("eventloop",))
 def check_one_thread_serves_many(serve, mode):
-    """100 silent clients held: others still served, by one thread and no child"""
+    """100 held clients, one thread
+
+    100 silent clients held: others still served, by one thread and no child.
+    """
     server = serve(mode)
     served(server, "/warm-up")
     held = [connect(server.address, timeout=5) for _ in range(100)]

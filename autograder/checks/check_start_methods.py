@@ -5,13 +5,13 @@ import contextlib
 import psutil
 import pytest
 
-from autograder.checks.probes import accepted, check, eventually, seen, served
+from autograder.checks.probes import accepted, blocking_cause, check, eventually, seen, served
 from autograder.client import connect, exchange, get
 from autograder.marks import Deduction, expect
 
 MAIN_GUARD = (
     ": spawn and forkserver start a fresh interpreter that imports your module, and it started the server "
-    'again: start the server only under `if __name__ == "__main__":`'
+    "again: the start-up must run only when the module is run as the program, not when it is imported"
 )
 SECOND_START = ("unrecognized arguments", "bootstrapping phase", "cannot listen on")
 
@@ -24,8 +24,11 @@ def reimported(server) -> bool:
 
 @check("start-methods", points={"fork": 2, "spawn": 3, "forkserver": 3}, modes=("multiprocess",))
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-def check_start_method(serve, mode, method):
-    """Serves concurrently under the start method"""
+def check_start_method(serve, mode, method, grading):
+    """Concurrent under
+
+    Serves concurrently under the start method that --start-method names, with children it started.
+    """
     server = serve(mode, "--start-method", method)
     try:
         served(server, "/first", when=f"under --start-method {method}", timeout=5.0)
@@ -34,11 +37,15 @@ def check_start_method(serve, mode, method):
     with connect(server.address):
         accepted(server, 1)
         reply = exchange(server.address, get("/second"), timeout=5.0, whole_reply=True)
-        expect(
-            reply.raw.startswith(b"HTTP/1.1 200 OK"),
-            f"under --start-method {method}, with one client connected and silent, a second client got {seen(reply)}"
-            + (MAIN_GUARD if method != "fork" and reimported(server) else ""),
-        )
+        if not reply.raw.startswith(b"HTTP/1.1 200 OK"):
+            guard = method != "fork" and reimported(server)
+            found = "" if guard else blocking_cause(server, mode, grading.patterns)
+            expect(
+                False,
+                f"under --start-method {method}, with one client connected and silent, a second client got "
+                f"{seen(reply)}" + (MAIN_GUARD if guard else f": {found}" if found else ""),
+                cause=found,
+            )
         workers = []  # one look at a time: a server may start or end a child between two looks
 
         def one_left() -> bool:
@@ -54,7 +61,8 @@ def check_start_method(serve, mode, method):
         expect(
             started == method,
             f"under --start-method {method}, the child serving a client was started by {started}: "
-            "start each child from multiprocessing.get_context(start_method), not multiprocessing.Process",
+            "the children must come from the context of the method asked for (multiprocessing.Process starts them "
+            "by the platform's default method)",
         )
 
 

@@ -14,9 +14,7 @@ def variants() -> list[tuple[str, list[bytes]]]:
     """(what it is, the pieces it is sent in): sizes, split points and paths the public checks do not use."""
     long_path = get("/" + "d/" * 40 + "leaf?q=%20x&y=" + "z" * 200)
     head_30k = get("/thirty")[:-2] + b"X-Filler: " + b"f" * (30 * 1024) + b"\r\n\r\n"  # its last piece: b"\n"
-    blank_split = get("/blank-line-split")
     return [
-        ("a request whose blank line is split between two pieces", [blank_split[:-3], blank_split[-3:]]),
         ("a request sent one byte, then the rest", [long_path[:1], long_path[1:]]),
         ("a 30 KiB head sent in four uneven pieces", [head_30k[:7], head_30k[7:9000], head_30k[9000:-1], b"\n"]),
     ]
@@ -24,7 +22,10 @@ def variants() -> list[tuple[str, list[bytes]]]:
 
 @check("protocol", points=1, hidden=True)
 def check_other_requests(serve, mode):
-    """Other requests: sizes, split points, paths, 8 clients at once"""
+    """Other sizes, splits and paths
+
+    Other requests: sizes, split points, paths, 8 clients at once.
+    """
     server = serve(mode)
     for what, pieces in variants():
         request = b"".join(pieces)
