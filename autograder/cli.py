@@ -476,7 +476,7 @@ def parser() -> argparse.ArgumentParser:
         "--timeline",
         action="store_true",
         help="a picture of each server at work: --users clients at once (default 12), each with --work-ms of work "
-        "(default 50), io then cpu (or --work-kind): timeline.png and timeline.csv",
+        "(default 50), io then cpu (or --work-kind): timeline.png, timeline.csv and timeline.json",
     )
     comp.add_argument("--users", type=int, help="simulated users")
     comp.add_argument("--spawn-rate", type=float, help="users started per second (locust's old --hatch-rate)")

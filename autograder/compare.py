@@ -976,17 +976,112 @@ def lane_names(served: list[Served], server_pid: int | None) -> dict[int, str]:
     return names
 
 
+def burst_order(b: Burst) -> list[Served]:
+    """A burst's requests in the order a picture draws them: lane by lane, each lane in the order it served."""
+    return sorted(b.served, key=lambda r: (r.lane if r.worker else math.inf, r.began or math.inf, r.connect))
+
+
+def draw_requests(axes, b: Burst, top: int = 0) -> list[Served]:
+    """One burst's requests, a row each from row top down, in ms since its first connect(): the wait from
+    connect() until a worker took it (dotted), the time the worker served it (a light bar, gid "served": one per
+    request served), its work (dark: for CPU work, the stretches in which the thread computed), accept (▼),
+    the reply's first byte (●) and the close (the bar's end). The requests in the order drawn."""
+    color = COLORS.get(b.mode, "#937860")
+    order = burst_order(b)
+    t0 = b.t0
+
+    def ms(t: float) -> float:
+        return (t - t0) * 1000
+
+    for y, r in enumerate(order, start=top):
+        began = r.began if r.began is not None else r.eof
+        if began is not None:
+            axes.plot([ms(r.connect), ms(began)], [y, y], ":", color="grey", linewidth=1)
+        axes.plot(ms(r.connect), y, "|", color="grey", markersize=7)
+        if r.began is not None and r.ended is not None:
+            axes.barh(y, ms(r.ended) - ms(r.began), left=ms(r.began), height=0.64, color=color, alpha=0.35,
+                      gid="served")  # fmt: skip
+            stretches = r.ran or ([list(r.work)] if r.work else [])
+            for a, z in stretches:
+                axes.barh(y, max(ms(z) - ms(a), 0.3), left=ms(a), height=0.64, color=color)
+            axes.plot(ms(r.ended), y, "|", color="black", markersize=9)
+        if r.accept is not None:
+            axes.plot(ms(r.accept), y - 0.38, "v", color="black", markersize=4)
+        if r.reply is not None:
+            axes.plot(ms(r.reply), y, "o", color="black", markersize=3)
+        if r.error:
+            axes.plot(ms(r.connect), y, "x", color="#c44e52", markersize=8)
+    return order
+
+
+def burst_title(b: Burst) -> str:
+    """What a burst's picture says of it: the mode (and start method), the work, how long, how many at once."""
+    method = f", {b.start_method}" if b.mode == "multiprocess" else ""
+    busy = f"; machine busy (others: {b.others_cpu / b.cpus:.0%})" if b.machine_busy else ""
+    return (
+        f"{b.mode}{method}, {b.workload}\n{b.seconds * 1000:.0f} ms, {b.workers} worker(s), "
+        f"at most {at_once(b.served)} at once{busy}"
+    )
+
+
+def draw_timeline(axes, bursts: list[Burst], lanes: bool = True) -> None:
+    """Bursts in one panel, one below the other (each in ms since its own first connect()): a row per
+    request (draw_requests). lanes: a label per worker (a lane), as the timeline's own panels have; else a
+    label per burst (its mode, how long it took, how many it served at once), as the lesson's panels have."""
+    ticks: list[float] = []
+    labels: list[str] = []
+    colors: list[str] = []
+    top = 0
+    for b in bursts:
+        order = draw_requests(axes, b, top)
+        if lanes:
+            names = lane_names(b.served, next((r.accept_pid for r in b.served if r.accept_pid), None))
+            for lane, name in names.items():
+                ys = [top + y for y, r in enumerate(order) if r.worker and r.lane == lane]
+                ticks.append(sum(ys) / len(ys))
+                labels.append(name)
+                colors.append("black")
+                if max(ys) < top + len(order) - 1:
+                    axes.axhline(max(ys) + 0.5, color="#dddddd", linewidth=0.6)
+        else:
+            ticks.append(top + (len(order) - 1) / 2)
+            busy = "\nmachine busy" if b.machine_busy else ""
+            labels.append(f"{b.mode}\n{b.seconds * 1000:.0f} ms, {b.workers} worker(s)\n"
+                          f"at most {at_once(b.served)} at once{busy}")  # fmt: skip
+            colors.append("#c44e52" if b.machine_busy else COLORS.get(b.mode, "black"))
+        top += len(order)
+        if b is not bursts[-1]:
+            axes.axhline(top - 0.5, color="#999999" if not lanes else "#dddddd", linewidth=0.8)
+    small = len(labels) > 4 and lanes
+    axes.set_yticks(ticks, labels, fontsize=6 if small else 8)
+    for label, color in zip(axes.get_yticklabels(), colors, strict=True):
+        label.set_color(color)
+    axes.set_ylim(top - 0.4, -0.7)
+    axes.set_xlim(left=-5)
+
+
+def timeline_legend() -> list:
+    """The legend of a timeline's marks."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    return [
+        Line2D([], [], linestyle=":", color="grey", marker="|", label="connect() ... a worker takes it"),
+        Line2D([], [], linestyle="", color="black", marker="v", markersize=4, label="accept() returned it"),
+        Patch(color="grey", alpha=0.35, label="served by the worker"),
+        Patch(color="grey", label="its work (CPU: while the thread ran)"),
+        Line2D([], [], linestyle="", color="black", marker="o", markersize=3, label="reply's first byte"),
+        Line2D([], [], linestyle="", color="black", marker="|", markersize=9, label="closed"),
+    ]
+
+
 def timeline_chart(bursts: list[Burst], path: Path) -> None:
-    """A panel per mode (rows) and workload (columns): a row per request, grouped in a lane per worker; the
-    wait from connect() until a worker took it (dotted), the time the worker served it (a light bar), its
-    work (dark: for CPU work, the stretches in which the thread computed), accept (▼), the reply's first
-    byte (●) and the close (the bar's end)."""
+    """A panel per mode (rows) and workload (columns): a row per request, grouped in a lane per worker
+    (draw_timeline)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     modes = list(dict.fromkeys(b.mode for b in bursts))
     works = list(dict.fromkeys(b.workload for b in bursts))
@@ -995,58 +1090,12 @@ def timeline_chart(bursts: list[Burst], path: Path) -> None:
     fig, panels = plt.subplots(len(modes), len(works), figsize=size, squeeze=False, sharex="col")
     for b in bursts:
         axes = panels[modes.index(b.mode)][works.index(b.workload)]
-        color = COLORS.get(b.mode, "#937860")
-        order = sorted(b.served, key=lambda r: (r.lane if r.worker else math.inf, r.began or math.inf, r.connect))
-        t0 = b.t0
-
-        def ms(t: float, t0: float = t0) -> float:
-            return (t - t0) * 1000
-
-        for y, r in enumerate(order):
-            began = r.began if r.began is not None else r.eof
-            if began is not None:
-                axes.plot([ms(r.connect), ms(began)], [y, y], ":", color="grey", linewidth=1)
-            axes.plot(ms(r.connect), y, "|", color="grey", markersize=7)
-            if r.began is not None and r.ended is not None:
-                axes.barh(y, ms(r.ended) - ms(r.began), left=ms(r.began), height=0.64, color=color, alpha=0.35)
-                stretches = r.ran or ([list(r.work)] if r.work else [])
-                for a, z in stretches:
-                    axes.barh(y, max(ms(z) - ms(a), 0.3), left=ms(a), height=0.64, color=color)
-                axes.plot(ms(r.ended), y, "|", color="black", markersize=9)
-            if r.accept is not None:
-                axes.plot(ms(r.accept), y - 0.38, "v", color="black", markersize=4)
-            if r.reply is not None:
-                axes.plot(ms(r.reply), y, "o", color="black", markersize=3)
-            if r.error:
-                axes.plot(ms(r.connect), y, "x", color="#c44e52", markersize=8)
-        names = lane_names(b.served, next((r.accept_pid for r in b.served if r.accept_pid), None))
-        ticks, labels = [], []
-        for lane, name in names.items():
-            ys = [y for y, r in enumerate(order) if r.worker and r.lane == lane]
-            ticks.append(sum(ys) / len(ys))
-            labels.append(name)
-            if max(ys) < len(order) - 1:
-                axes.axhline(max(ys) + 0.5, color="#dddddd", linewidth=0.6)
-        axes.set_yticks(ticks, labels, fontsize=6 if len(labels) > 4 else 8)
-        axes.set_ylim(len(order) - 0.4, -0.7)
-        method = f", {b.start_method}" if b.mode == "multiprocess" else ""
-        busy = f"; machine busy (others: {b.others_cpu / b.cpus:.0%})" if b.machine_busy else ""
-        axes.set_title(f"{b.mode}{method}, {b.workload}\n{b.seconds * 1000:.0f} ms, {b.workers} worker(s), "
-                       f"at most {at_once(b.served)} at once{busy}", fontsize=9,
-                       color="#c44e52" if b.machine_busy else "black")  # fmt: skip
+        draw_timeline(axes, [b])
+        axes.set_title(burst_title(b), fontsize=9, color="#c44e52" if b.machine_busy else "black")
         axes.set_ylabel("worker (a row per request)", fontsize=8)
-        axes.set_xlim(left=-5)
     for axes in panels[-1]:
         axes.set_xlabel("ms since the first client called connect()")
-    legend = [
-        Line2D([], [], linestyle=":", color="grey", marker="|", label="connect() ... a worker takes it"),
-        Line2D([], [], linestyle="", color="black", marker="v", markersize=4, label="accept() returned it"),
-        Patch(color="grey", alpha=0.35, label="served by the worker"),
-        Patch(color="grey", label="its work (CPU: while the thread ran)"),
-        Line2D([], [], linestyle="", color="black", marker="o", markersize=3, label="reply's first byte"),
-        Line2D([], [], linestyle="", color="black", marker="|", markersize=9, label="closed"),
-    ]
-    fig.legend(handles=legend, loc="lower center", ncol=6, fontsize=8, frameon=False)
+    fig.legend(handles=timeline_legend(), loc="lower center", ncol=6, fontsize=8, frameon=False)
     clients = len(bursts[0].served)
     fig.suptitle(f"{clients} clients at once: who served each request, and when")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -1063,10 +1112,41 @@ def timeline_markdown(bursts: list[Burst], settings: Settings) -> str:
     return text + "".join(f"- {b.mode}, {b.workload}: {b.summary()}\n" for b in bursts)
 
 
+def write_timeline(bursts: list[Burst], settings: Settings, out: Path, prefix: str = "timeline") -> dict[str, Path]:
+    """PREFIX.md (a line per burst), PREFIX.csv (a row per request, times in ms since its burst's first
+    connect), PREFIX.json (every burst, as read_timeline() reads it back) and PREFIX.png (the picture) in out."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {kind: out / f"{prefix}.{kind}" for kind in ("md", "csv", "json", "png")}
+    paths["md"].write_text(timeline_markdown(bursts, settings))
+    with open(paths["csv"], "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(TIMELINE_COLUMNS)
+        for b in bursts:
+            writer.writerows(r.cells(b.t0) for r in sorted(b.served, key=lambda r: r.client))
+    data = {
+        "settings": asdict(settings),
+        "interpreter": {"python": settings.python, "gil": settings.gil},
+        "bursts": [asdict(b) for b in bursts],
+    }
+    paths["json"].write_text(json.dumps(data, indent=1))
+    timeline_chart(bursts, paths["png"])
+    return paths
+
+
+def read_timeline(path: Path) -> list[Burst]:
+    """The bursts that write_timeline() wrote to PREFIX.json."""
+    bursts = []
+    for found in json.loads(path.read_text())["bursts"]:
+        served = [Served(**(r | {"work": tuple(r["work"]) if r["work"] else None})) for r in found.pop("served")]
+        bursts.append(Burst(served=served, **found))
+    return bursts
+
+
 def timeline(submission: Path, modes: list[str], settings: Settings, kinds: list[str], out: Path, console=None,
              prefix: str = "timeline") -> dict[str, Path]:  # fmt: skip
     """Each mode's server under one burst of settings.users clients, once per kind of work; write PREFIX.png
-    (the picture), PREFIX.csv (a row per request) and PREFIX.md (a line per burst) to out."""
+    (the picture), PREFIX.csv (a row per request), PREFIX.json (the bursts) and PREFIX.md (a line per burst)
+    to out (write_timeline)."""
     check_submission(submission, modes)
     settings = replace(settings)
     settings.python, settings.gil = interpreter()
@@ -1078,13 +1158,4 @@ def timeline(submission: Path, modes: list[str], settings: Settings, kinds: list
                 meter.begin(f"timeline: {mode}, {settings.work_ms:g} ms {kind}")
                 bursts.append(timeline_burst(submission, mode, replace(settings, work_kind=kind), Path(tmp)))
                 meter.end()
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {kind: out / f"{prefix}.{kind}" for kind in ("md", "csv", "png")}
-    paths["md"].write_text(timeline_markdown(bursts, settings))
-    with open(paths["csv"], "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(TIMELINE_COLUMNS)
-        for b in bursts:
-            writer.writerows(r.cells(b.t0) for r in sorted(b.served, key=lambda r: r.client))
-    timeline_chart(bursts, paths["png"])
-    return paths
+    return write_timeline(bursts, settings, out, prefix)

@@ -8,8 +8,8 @@ of the server and of the rest of the machine, what bounded it). A step holds the
 their spread. The knee is the first step whose median reaches 90% of the most the mode served at a step
 locust could measure: past it, more users only wait longer; it is uncertain when the spread of the runs
 crosses that rule. `--preset lesson` sweeps three workloads (none, 20 ms of I/O, 20 ms of CPU) into
-folders of their own within a time budget (steps shortened to fit the repeats), draws one figure with a
-panel per workload, and a timeline of each server at work.
+folders of their own within a time budget (steps shortened to fit the repeats), and a timeline of each
+server at work; its figure has a panel per workload, and below them a panel per kind of work of the timeline.
 """
 
 import csv
@@ -24,14 +24,18 @@ from autograder.compare import (
     COLORS,
     FAILURES,
     LOCUST,
+    Burst,
     Look,
     Row,
     Settings,
     check_submission,
     combine,
+    draw_timeline,
     interpreter,
     measure,
+    read_timeline,
     start,
+    timeline_legend,
 )
 
 STEPS = (1, 2, 4, 8, 16, 32)  # users per step
@@ -428,32 +432,67 @@ def cpu_lesson(sweeps: dict[str, Sweep]) -> str:
     )
 
 
-def lesson_figure(sweeps: dict[str, Sweep], path: Path) -> None:
-    import matplotlib
+TITLES = {"none": "no work", "io": "20 ms of I/O (sleep)", "cpu": "20 ms of CPU"}  # the lesson's workloads
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, panels = plt.subplots(1, len(sweeps), figsize=(5 * len(sweeps), 4.4), squeeze=False)
-    titles = {"none": "no work", "io": "20 ms of I/O (sleep)", "cpu": "20 ms of CPU"}
+def sweep_panels(fig, sweeps: dict[str, Sweep], loc: str = "lower center") -> None:
+    """The lesson's sweeps on fig (a figure, or a part of one): a panel per workload, one legend below (at loc)."""
+    panels = fig.subplots(1, len(sweeps), squeeze=False)
     for axes, (name, sweep) in zip(panels[0], sweeps.items(), strict=True):
         draw(axes, sweep, legend=False)
-        axes.set_title(titles.get(name, name))
+        axes.set_title(TITLES.get(name, name))
     handles, labels = panels[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels) + 1, fontsize=8, frameon=False,
+    fig.legend(handles, labels, loc=loc, ncol=len(labels) + 1, fontsize=8, frameon=False,
                title=LEGEND.replace("\n", "; "), title_fontsize=8)  # fmt: skip
     first = next(iter(sweeps.values()))
     runs = f", median of {first.repeat} runs a step" if first.repeat > 1 else ""
     fig.suptitle(f"Three servers, three workloads: throughput as users are added ({first.settings.cores:g} cores"
                  f"{runs}; {first.settings.interpreter.split(':')[0]})")  # fmt: skip
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+
+
+def timeline_panels(fig, bursts: list[Burst]) -> None:
+    """The lesson's timeline on fig (a part of a figure): a panel per kind of work, every mode's burst in it,
+    one below the other (compare.draw_timeline), the marks' legend below."""
+    works = list(dict.fromkeys(b.workload for b in bursts))
+    panels = fig.subplots(1, len(works), squeeze=False)
+    for axes, work in zip(panels[0], works, strict=True):
+        draw_timeline(axes, [b for b in bursts if b.workload == work], lanes=False)
+        axes.set_title(f"{work} per request: a row per request", fontsize=10)
+        axes.set_xlabel("ms since the burst's first client called connect()")
+    fig.legend(handles=timeline_legend(), loc="outside lower center", ncol=6, fontsize=8, frameon=False)
+    clients = max(len(b.served) for b in bursts)
+    fig.suptitle(f"Each server at work: {clients} clients at once (timeline.png has a lane per worker)")
+
+
+def lesson_figure(sweeps: dict[str, Sweep], path: Path, bursts: list[Burst] | None = None):
+    """lesson.png: the sweeps, a panel per workload; below them, where the lesson measured a timeline (bursts),
+    a panel per kind of work with each server at work. The figure, once written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width = 5 * len(sweeps)
+    if not bursts:
+        fig = plt.figure(figsize=(width, 4.4))
+        sweep_panels(fig, sweeps)
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
+    else:
+        rows = max(sum(len(b.served) for b in bursts if b.workload == work) for work in {b.workload for b in bursts})
+        height = 0.12 * rows + 2.0  # a timeline row: a row per request of the tallest panel, titles and legend
+        fig = plt.figure(figsize=(max(width, 12), 4.9 + height), layout="constrained")
+        top, bottom = fig.subfigures(2, 1, height_ratios=[4.9, height], hspace=0.02)
+        sweep_panels(top, sweeps, "outside lower center")  # below the panels, in the room the layout leaves
+        timeline_panels(bottom, bursts)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig
 
 
 def lesson(sweeps: dict[str, Sweep], out: Path, timeline: dict[str, Path] | None = None) -> dict[str, Path]:
     """The lesson's summary beside its three folders: lesson.md (every knee, the interpreter, the machine,
-    the CPU lesson, the timeline's lines) and lesson.png."""
+    the CPU lesson, the timeline's lines) and lesson.png (the sweeps, and below them the timeline that
+    compare.write_timeline() wrote: the paths it returned)."""
     paths = {"md": out / "lesson.md", "png": out / "lesson.png"}
     first = next(iter(sweeps.values()))
     s = first.settings
@@ -467,9 +506,11 @@ def lesson(sweeps: dict[str, Sweep], out: Path, timeline: dict[str, Path] | None
     text += note + "\n" if note else ""
     if timeline:
         lines = timeline["md"].read_text().split("\n\n", 1)[-1]
-        text += f"\nEach server at work ({timeline['png'].name}, a row per request in {timeline['csv'].name}):\n\n"
+        drawn = timeline["png"].name + (f" and the foot of {paths['png'].name}" if "json" in timeline else "")
+        text += f"\nEach server at work ({drawn}, a row per request in {timeline['csv'].name}):\n\n"
         text += lines
         paths |= {f"timeline {kind}": path for kind, path in timeline.items()}
     paths["md"].write_text(text)
-    lesson_figure(sweeps, paths["png"])
+    bursts = read_timeline(timeline["json"]) if timeline and "json" in timeline else None
+    lesson_figure(sweeps, paths["png"], bursts)
     return paths

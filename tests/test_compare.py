@@ -25,6 +25,7 @@ from autograder.compare import (
     combine,
     markdown,
     parse_duration,
+    read_timeline,
 )
 
 PROGRESS = "━"  # what rich draws a progress bar with
@@ -269,6 +270,11 @@ def test_the_timeline_draws_each_server_at_work(tmp_path):
     processes = served["multiprocess"]
     assert len({r["pid"] for r in processes}) == 6 and all(r["pid"] != r["accept_pid"] for r in processes)
     assert "single, 100 ms io: 6 clients served in" in done.stdout and f"wrote {out / 'timeline.png'}" in done.stdout
+    bursts = read_timeline(out / "timeline.json")  # what the lesson's figure draws its timeline from
+    assert [(b.mode, b.workload, len(b.served)) for b in bursts] == [
+        (mode, "100 ms io", 6) for mode in ("single", "multiprocess", "multithread")
+    ]
+    assert sorted(r.pid for r in bursts[1].served) == sorted(int(r["pid"]) for r in processes)
 
     import matplotlib.image
 

@@ -121,10 +121,15 @@ def test_course_grade_records_each_students_server_score_and_the_export_adds_it_
     assert scores["carol"]["protocol"] == "1" and scores["carol"]["note"] == ""
     nbgrader(course, "export")
     grades = {row["student_id"]: row for row in csv.DictReader((course / "grades.csv").read_text().splitlines())}
-    # the notebook's autograded tests (2 + 2 points) and the servers' score (out of 2 here)
+    # the notebook's autograded tests (2 + 2 + 2 points) and the servers' score (out of 2 here)
     raw = {s: float(grades[s]["raw_score"]) for s in grades}
-    assert raw == {"alice": 6.0, "bob": 0.0, "carol": 5.0, "mallory": 6.0}
-    assert float(grades["alice"]["max_score"]) == 112.0  # 4 autograded + 8 written + 100 for the servers
+    assert raw == {"alice": 8.0, "bob": 0.0, "carol": 7.0, "mallory": 8.0}
+    assert float(grades["alice"]["max_score"]) == 116.0  # 6 autograded + 10 written + 100 for the servers
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:  # Task D: the lesson's timeline.csv
+        found = {s: gradebook.find_grade("test_task_d", "report", NAME, s).auto_score for s in ("alice", "bob")}
+    assert found == {"alice": 2.0, "bob": 0.0}
 
 
 def test_a_warning_on_stderr_does_not_zero_a_grade_cell(course):
@@ -150,8 +155,8 @@ def test_a_students_notebook_runs_isolated_from_the_course_and_the_instructor(co
 
 def test_feedback_explains_the_lost_points_and_never_hands_out_the_solution(course):
     nbgrader(course, "generate_feedback", NAME)
-    carol = (course / "feedback" / "carol" / NAME / "server-checks.txt").read_text()
-    assert "does the parent close its copy of the socket after starting the child?" in carol
+    carol = " ".join((course / "feedback" / "carol" / NAME / "server-checks.txt").read_text().split())
+    assert "the server's own process still holds the client's socket after the reply: the parent's copy" in carol
     bob = course / "feedback" / "bob" / NAME
     assert (bob / "report.html").exists() and (bob / "server-checks.txt").exists()
     assert verify_no_solution(bob) == []  # his own unfilled files, not the instructor's
@@ -202,7 +207,7 @@ def test_grading_again_is_idempotent_and_a_grader_failure_keeps_the_earlier_scor
     assert json.loads(results.read_text())["score"] == before
     nbgrader(course, "export")
     grades = {row["student_id"]: row for row in csv.DictReader((course / "grades.csv").read_text().splitlines())}
-    assert float(grades["alice"]["raw_score"]) == 6.0
+    assert float(grades["alice"]["raw_score"]) == 8.0
 
 
 @contextlib.contextmanager
@@ -333,6 +338,7 @@ def test_the_notebook_reads_the_lesson_from_a_folder_above_the_one_it_runs_in(tm
     printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert f"{tmp_path / 'results' / 'lesson'}: modes ['single']" in printed
     assert " io single       knee at 2 users" in printed
+    assert {"timeline.csv", "timeline.json", "timeline.png"} <= {p.name for p in lesson.iterdir()}  # for Task D
 
 
 def test_grading_some_students_keeps_the_others_rows_and_status_tells_each_students_state(course):

@@ -1,6 +1,7 @@
 """`compare --sweep`: each mode's capacity, found by stepping the load up; the knee; the lesson's verdict."""
 
 import csv
+import itertools
 import json
 import subprocess
 import sys
@@ -9,8 +10,8 @@ from dataclasses import replace
 from test_compare import summary
 
 from autograder import KIT, SOLUTION
-from autograder.compare import Row, Settings, combine
-from autograder.sweep import CSV_COLUMNS, Sweep, cpu_lesson, knee, lesson, lesson_plan, markdown
+from autograder.compare import Burst, Row, Served, Settings, combine, read_timeline, write_timeline
+from autograder.sweep import CSV_COLUMNS, Sweep, cpu_lesson, knee, lesson, lesson_figure, lesson_plan, markdown
 
 SWEEP = Settings(1, 1, 5, 0, 0, cores=2, gil=True)  # users that never wait: no ceiling but the server's and locust's
 
@@ -90,6 +91,76 @@ def test_without_the_gil_the_cpu_lesson_says_threads_were_not_held_to_one_core(t
     text = paths["md"].read_text()
     assert "Interpreter of the servers: CPython 3.14.0 (free-threaded build), GIL disabled" in text
     assert verdict in text and paths["png"].stat().st_size > 10_000
+
+
+def burst(mode: str, kind: str, spans: list[tuple[float, float]], pids: list[int], threads: list[int]) -> Burst:
+    """A burst whose request i a worker (pids[i], threads[i]) served from spans[i][0] to spans[i][1] s after
+    the clients connected at once, its work the whole span."""
+    served = []
+    for i, ((began, ended), pid, thread) in enumerate(zip(spans, pids, threads, strict=True)):
+        at = 1000.0  # the clients' connect()
+        served.append(Served(mode, f"50 ms {kind}", i, 40000 + i, at, at + 0.001, at + ended, at + ended + 0.001,
+                             accept=at + began - 0.001, accept_pid=pids[0] if mode == "multiprocess" else pid, pid=pid,
+                             thread=thread, start=at + began, request=at + began, work=(at + began, at + ended),
+                             close=at + ended))  # fmt: skip
+    lanes: dict[tuple[int, int], int] = {}
+    for request in served:
+        request.lane = lanes.setdefault(request.worker, len(lanes))
+    return Burst(mode, f"50 ms {kind}", served, 0.1, 2, "fork")
+
+
+def bursts(clients: int = 4) -> list[Burst]:
+    """The three servers under a burst of clients, io then cpu: a staircase, one process a request, threads."""
+    found = []
+    for kind in ("io", "cpu"):
+        found.append(burst("single", kind, [(0.05 * i, 0.05 * (i + 1)) for i in range(clients)], [7] * clients,
+                           [7] * clients))  # fmt: skip
+        found.append(burst("multiprocess", kind, [(0.002 * i, 0.002 * i + 0.05) for i in range(clients)],
+                           list(range(100, 100 + clients)), list(range(100, 100 + clients))))  # fmt: skip
+        found.append(burst("multithread", kind, [(0.001, 0.05 * clients if kind == "cpu" else 0.051)] * clients,
+                           [9] * clients, list(range(200, 200 + clients))))  # fmt: skip
+    return found
+
+
+def lesson_sweeps() -> dict[str, Sweep]:
+    rows = {mode: [step(100, mode=mode), step(180, mode=mode)] for mode in ("single", "multiprocess", "multithread")}
+    return {name: Sweep(SWEEP, [1, 2], rows) for name in ("none", "io", "cpu")}
+
+
+def test_the_lesson_figure_draws_the_timeline_below_the_sweeps_a_panel_per_kind_of_work(tmp_path):
+    """A panel per workload's sweep, then a panel per kind of work of the timeline, holding every mode's
+    burst: one bar per request served, and a label per mode that says how many it served at once."""
+    fig = lesson_figure(lesson_sweeps(), tmp_path / "lesson.png", bursts(4))
+    *sweeps, io, cpu = fig.axes
+    assert len(sweeps) == 3 and [a.get_title() for a in sweeps] == ["no work", "20 ms of I/O (sleep)", "20 ms of CPU"]
+    assert io.get_title().startswith("50 ms io") and cpu.get_title().startswith("50 ms cpu")
+    for panel in (io, cpu):
+        served = [bar for bar in panel.patches if bar.get_gid() == "served"]
+        assert len(served) == 3 * 4  # one bar per request, of the three modes
+        labels = [label.get_text() for label in panel.get_yticklabels()]
+        assert [label.split("\n")[0] for label in labels] == ["single", "multiprocess", "multithread"]
+        assert "at most 1 at once" in labels[0] and "4 worker(s)" in labels[1] and "at most 4 at once" in labels[2]
+        single = sorted((bar.get_y(), bar.get_x(), bar.get_x() + bar.get_width()) for bar in served)[:4]
+        assert all(later[1] >= earlier[2] for earlier, later in itertools.pairwise(single)), single  # a staircase
+    assert not any(bar.get_gid() == "served" for a in sweeps for bar in a.patches)
+
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(tmp_path / "lesson.png")
+    assert pixels.shape[0] > 800 and pixels.shape[1] > 1200 and pixels.std() > 0.05
+
+
+def test_the_lesson_reads_its_timeline_back_and_without_one_its_figure_is_the_sweeps_alone(tmp_path):
+    measured = bursts(3)
+    timeline = write_timeline(measured, SWEEP, tmp_path)
+    assert read_timeline(timeline["json"]) == measured  # every time of every request, back as it was measured
+    paths = lesson(lesson_sweeps(), tmp_path, timeline)
+    text = paths["md"].read_text()
+    assert "Each server at work (timeline.png and the foot of lesson.png, a row per request in timeline.csv)" in text
+    assert "- single, 50 ms io: 3 clients served in 151 ms by 1 worker(s), at most 1 at once" in text
+    assert paths["timeline json"] == timeline["json"] and paths["png"].stat().st_size > 10_000
+    alone = lesson_figure(lesson_sweeps(), tmp_path / "alone.png")
+    assert len(alone.axes) == 3 and not any(bar.get_gid() == "served" for a in alone.axes for bar in a.patches)
 
 
 def test_the_lesson_fits_its_repeats_in_its_budget_by_shortening_the_steps():
