@@ -81,9 +81,15 @@ def grade(condition: str, hogs: int) -> dict:
             memory = peak_memory(run)
             seconds = time.monotonic() - start
             results = json.loads(out.read_text()) if out.exists() else {"score": None, "output": "no results"}
+            lost = [
+                f"{t['number']} {t['name']}: {t['output']}"
+                for t in results.get("tests", [])
+                if t["score"] < t["max_score"]
+            ]
             return {
                 "seconds": seconds,
                 "score": results["score"],
+                "lost": lost,
                 "fault": run.returncode != 0 or "not a grade" in results.get("output", ""),
                 "memory": memory,
             }
@@ -139,6 +145,10 @@ def main() -> None:
             f"| {names[condition]} | {', '.join(scores)} | {sum(r['fault'] for r in done)} | {median:.1f} s | "
             f"{max(times):.1f} s | {median / baseline:.2f}x | {max(r['memory'] for r in done) / 2**20:.0f} MiB |"
         )
+    lost = [(names[c], i + 1, line) for c, done in runs.items() for i, r in enumerate(done) for line in r["lost"]]
+    if lost:  # a point lost by the reference is a fault of the grader to find: say where
+        lines += ["", "What the reference lost:", ""]
+        lines += [f"- {condition}, run {run}: {line}" for condition, run, line in lost]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
