@@ -182,7 +182,7 @@ def stated(r: Result) -> str:
 def shown(r: Result, owner: Result | None) -> str:
     """What a course platform shows of one check: its feedback; for one that follows from another, which."""
     if owner is None:
-        return stated(r) if r.status == "failed" else r.feedback
+        return stated(r)  # a cause is kept for failed checks only
     return f"follows from {owner.number} ({owner.title}): {r.cause}. What this check saw: {r.feedback}"
 
 

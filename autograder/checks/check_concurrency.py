@@ -13,7 +13,7 @@ from autograder.checks.probes import (
     served,
 )
 from autograder.client import connect, exchange, get, read_until_close
-from autograder.marks import expect
+from autograder.marks import Deduction, expect
 
 
 @check("concurrency", points={"single": 4, "multiprocess": 5, "multithread": 5}, optional=3)
@@ -36,11 +36,10 @@ def check_held_client(serve, mode, grading):
             )
         elif not reply.raw.startswith(b"HTTP/1.1 200 OK"):
             found = blocking_cause(server, mode, grading.patterns)
-            expect(
-                False,
+            raise Deduction(
                 f"while one client was connected and silent, a second client got {seen(reply)} within 2 s: "
                 + (found or HANDED_TO.get(mode, HANDED_TO_THREAD)),
-                cause=found,
+                found,
             )
         # A server that drops clients who stay quiet would pass the lines above: the held client must
         # still be served once it speaks.
@@ -70,11 +69,10 @@ def check_mechanism(serve, mode, grading):
             if not eventually(lambda: len(server.workers()) == 2, 2.0):
                 found = blocking_cause(server, mode, grading.patterns)
                 children = plural(len(server.workers()), "child process", "child processes")
-                expect(
-                    False,
+                raise Deduction(
                     f"with 2 clients connected, the server had {children} serving them, not 2 (one per client)"
                     + (f": {found}" if found else ""),
-                    cause=found,
+                    found,
                 )
             expect(
                 server.process().num_threads() == 1,
@@ -84,11 +82,10 @@ def check_mechanism(serve, mode, grading):
             if not eventually(lambda: server.process().num_threads() >= 3, 2.0):
                 found = blocking_cause(server, mode, grading.patterns)
                 threads = plural(server.process().num_threads(), "thread")
-                expect(
-                    False,
+                raise Deduction(
                     f"with 2 clients connected, the server had {threads}, not 3 (the main thread and one per client)"
                     + (f": {found}" if found else ""),
-                    cause=found,
+                    found,
                 )
             expect(
                 not server.workers(),

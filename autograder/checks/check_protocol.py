@@ -6,7 +6,7 @@ import time
 from autograder.checks.probes import check, eventually, seen, served
 from autograder.client import Reply, connect, exchange, get, read_until_close, reset
 from autograder.harness import ProbeError
-from autograder.marks import expect
+from autograder.marks import Deduction, expect
 
 RECV_HINT = "keep reading until the blank line \\r\\n\\r\\n that ends the head"
 SLOW_NETWORK_BUFFER = 4096  # bytes of send buffer: the kernel doubles it; loopback's grows to megabytes
@@ -82,8 +82,7 @@ def check_connection_closes_after_reply(serve, mode):
         reply = exchange(server.address, get(f"/{i}"), timeout=2.0, close_within=1.0)
         expect(reply.raw, f"request {i + 1} of 3 got {seen(reply)}")
         if not reply.closed:
-            expect(
-                False,
+            raise Deduction(
                 f"request {i + 1} of 3 got its reply, but the client never saw the connection close within 1 s of "
                 f"it: {still_open(server, mode)}",
             )

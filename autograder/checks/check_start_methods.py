@@ -40,11 +40,10 @@ def check_start_method(serve, mode, method, grading):
         if not reply.raw.startswith(b"HTTP/1.1 200 OK"):
             guard = method != "fork" and reimported(server)
             found = "" if guard else blocking_cause(server, mode, grading.patterns)
-            expect(
-                False,
+            raise Deduction(
                 f"under --start-method {method}, with one client connected and silent, a second client got "
                 f"{seen(reply)}" + (MAIN_GUARD if guard else f": {found}" if found else ""),
-                cause=found,
+                found,
             )
         workers = []  # one look at a time: a server may start or end a child between two looks
 
