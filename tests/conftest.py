@@ -90,10 +90,16 @@ def mutant(folder: Path, file: str, old: str, new: str, optional: bool = False) 
     return folder
 
 
+def marker(prefix: str) -> str:
+    """The mark a hostile test submission, which sheds its environment, puts in its processes' command lines:
+    one per tag prefix, so that another worker's attack, alive while it is graded, is no leftover of this one."""
+    return f"attack-marker-{prefix}"
+
+
 def leftovers(prefix: str, settle: float = 3.0) -> list[str]:
     """Live processes of the servers that gradings started with CONCURRENCY_LAB_TAG_PREFIX=prefix, or
-    marked "attack-marker" (in their command line) by a hostile test submission that sheds its
-    environment; waits up to settle seconds for processes that are being killed to go."""
+    carrying marker(prefix) in their command line; waits up to settle seconds for processes that are being
+    killed to go."""
     deadline = time.monotonic() + settle
     while True:
         alive = []
@@ -101,7 +107,7 @@ def leftovers(prefix: str, settle: float = 3.0) -> list[str]:
             try:
                 if proc.status() == psutil.STATUS_ZOMBIE:
                     continue
-                marked = "attack-marker" in " ".join(proc.info["cmdline"] or [])
+                marked = marker(prefix) in " ".join(proc.info["cmdline"] or [])
                 if marked or proc.environ().get(TAG, "").startswith(prefix):
                     alive.append(f"{proc.pid} {proc.info['cmdline']}")
             except psutil.Error:

@@ -23,10 +23,11 @@ import pytest
 from autograder import ASSIGNMENT, KIT, SERVER_FILES, SOLUTION
 from autograder.checks.probes import eventually
 
-from conftest import leftovers, mutant
+from conftest import leftovers, marker, mutant
 
 SINGLE = ("--mode", "single")
 RUN = f"attack-{os.getpid()}-"  # the tag prefix of every server these tests' gradings start
+MARKER = marker(RUN)  # ... and the mark of the processes of their attacks
 SECRET = "instructor-token-4f1c9e"
 isolating = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("bwrap"), reason="runner uids need root, the sandbox bubblewrap"
@@ -40,6 +41,7 @@ def hostile(folder: Path, attack: str, base: Path = ASSIGNMENT) -> Path:
     folder.mkdir(parents=True)
     for name in SERVER_FILES:
         shutil.copy(base / name, folder / name)
+    attack = attack.replace("attack-marker", MARKER)  # this worker's own mark, for leftovers() and the clean-ups
     server = (folder / "single_server.py").read_text()
     body = "\n".join(
         ["    def attack():", textwrap.indent(textwrap.dedent(attack).strip(), " " * 8), "    attack()", ""]
@@ -176,7 +178,7 @@ def test_the_daemon_is_real_it_outlives_a_grading_without_isolation(tmp_path):
         assert eventually(lambda: forged(out), 5.0)  # rewritten after the grader had ended
     finally:
         for proc in psutil.process_iter(["cmdline"]):
-            if "attack-marker" in " ".join(proc.info["cmdline"] or []):
+            if MARKER in " ".join(proc.info["cmdline"] or []):
                 proc.kill()  # the daemon this test started, found by its marker
 
 
@@ -304,11 +306,11 @@ print(f"written {written}", flush=True)
 
 
 def marked() -> list[int]:
-    """Processes that carry the attacks' marker in their command line."""
+    """Processes that carry this worker's attack marker in their command line."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
-            if "attack-marker" in " ".join(proc.info["cmdline"] or []) and proc.status() != psutil.STATUS_ZOMBIE:
+            if MARKER in " ".join(proc.info["cmdline"] or []) and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc.pid)
     return found
 
