@@ -429,9 +429,21 @@ class Server:
     def process(self) -> psutil.Process:
         """The server's own process; ServerGone once it has ended."""
         try:
-            return psutil.Process(self.pid)
+            own = self._own()
         except psutil.NoSuchProcess:
-            raise ServerGone(self._ended()) from None
+            own = None
+        if own is None:
+            raise ServerGone(self._ended())
+        return own
+
+    def _own(self) -> psutil.Process | None:
+        """The server's own process while its pid is surely still the server's, else None: once the server is
+        reaped, the kernel may give its pid to another process (pids wrap), another grading's server say."""
+        if self.server_pid:  # inside a sandbox, bubblewrap's init reaps it: known by its start time
+            return self._server if self._server.is_running() else None
+        if self.popen is None or self.popen.returncode is not None:  # reaped by us
+            return None
+        return psutil.Process(self.popen.pid)  # our child, unreaped: alive, or a zombie that keeps its pid
 
     def _ended(self) -> str:
         status = self.popen.poll() if self.popen is not None else None
@@ -471,6 +483,7 @@ class Server:
                 self.host, self.port = match["host"], int(match["port"])
                 if self.sandboxed:
                     self.server_pid = self._sandboxed_server()
+                    self._server = psutil.Process(self.server_pid)  # knows it by its start time: never a reused pid
                 if self.limits is not None:
                     self._verify_address(min(ANNOUNCE_GRACE, max(deadline - time.monotonic(), 0.5)))
                 return self
@@ -602,6 +615,8 @@ class Server:
         """Send signum to the server's own process (not to bubblewrap, which passes no signal on), or with
         group to its whole process group, children included, as a terminal's Ctrl-C does."""
         if self.popen is not None and self.popen.poll() is None:
+            if self.server_pid and not self._server.is_running():  # inside a sandbox: ended, its pid maybe another's
+                return
             with contextlib.suppress(ProcessLookupError):
                 if group:
                     os.killpg(os.getpgid(self.pid), signum)
@@ -762,9 +777,9 @@ class Server:
         where the runner uid finds those that left the tree)."""
         found: dict[int, psutil.Process] = {}
         with contextlib.suppress(psutil.Error):
-            root = psutil.Process(self.pid)
-            found[root.pid] = root
-            found.update((child.pid, child) for child in root.children(recursive=True))
+            if (root := self._own()) is not None:
+                found[root.pid] = root
+                found.update((child.pid, child) for child in root.children(recursive=True))
         for pid in self.groups.pids() if self.groups else ():
             with contextlib.suppress(psutil.Error):
                 found.setdefault(pid, psutil.Process(pid))
@@ -782,8 +797,10 @@ class Server:
         if self.popen is None:
             _leave_box(self)
             return []
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)  # the session started with the server
+        if self.popen.returncode is None:  # not reaped yet, so its pid, the session's id, is still the server's
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.popen.pid, signal.SIGKILL)  # the session started with the server
+        # (once reaped, the pid may be another's: pids wrap, and another grading's server may lead that session)
         for _ in range(3):  # a process may fork while we kill: look again
             procs = self.tree()
             for proc in procs:

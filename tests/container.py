@@ -142,27 +142,14 @@ def run(
 
 
 def outside(command: list[str], timeout: float, **options) -> subprocess.CompletedProcess:
-    """Run command as it is, as run() runs it inside: in a session of its own, killed with it on timeout."""
-    with subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        **options,
-    ) as process:
-        try:
-            out, err = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            out, err = process.communicate(timeout=10)
-            raise subprocess.TimeoutExpired(process.args, timeout, out, err) from None
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # whatever left the namespace's first process behind
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    """Run command as it is, as run() runs it inside: in a session of its own, killed with it at the end
+    (whatever the namespace's first process left behind), and TimeoutExpired if it ran past timeout."""
+    import sessions  # here, not at the top: this file also runs as the launcher, by a Python without the tests
+
+    status, out, err, late = sessions.run(command, timeout, stdin=subprocess.DEVNULL, **options)
+    if late:
+        raise subprocess.TimeoutExpired(command, timeout, out, err)
+    return subprocess.CompletedProcess(command, status, out, err)
 
 
 # The launcher: run by /usr/bin/python3, never imported for it.

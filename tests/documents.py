@@ -1,16 +1,14 @@
 """The documents' code blocks: found (those inside list items too), and run as a reader pastes them."""
 
-import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import psutil
+import sessions
 
 from autograder import KIT, SERVER_FILES, SOLUTION
 
@@ -55,32 +53,17 @@ def paste_in_order(copy: Path, document: Path) -> str:
     commands = "\n".join(runnable(document))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PYTHONPATH", None)
-    shell = subprocess.Popen(
-        ["bash", "-euo", "pipefail", "-c", commands],
-        cwd=copy,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    shell = sessions.Session(["bash", "-euo", "pipefail", "-c", commands], merge_stderr=True, cwd=copy, env=env)
     try:
-        output, _ = shell.communicate(timeout=480)
-        left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if _group(p.pid) == shell.pid]
+        ended = shell.ended(480)
+        left = shell.left()  # a background job stays in the shell's group
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(shell.pid, signal.SIGKILL)  # a server a failed block left behind
-    assert shell.returncode == 0, output[-4000:]
+        status, output, _ = shell.finish()  # and so does a server a failed block left behind
+    assert ended, f"the blocks ran past 480 s: {output[-4000:]}"
+    assert status == 0, output[-4000:]
     assert "Traceback" not in output
     if "curl -i http://127.0.0.1:$port/hello" in commands:
         assert "HTTP/1.1 200 OK" in output and "GET /hello HTTP/1.1" in output  # curl -i
     assert "[Client" not in output  # the servers' logs went to their file, not over the tools' output
     assert left == [], "a background server was not waited for"
     return output
-
-
-def _group(pid: int) -> int | None:
-    """The process group of pid (a non-interactive shell's background jobs stay in the shell's group)."""
-    with contextlib.suppress(ProcessLookupError):
-        return os.getpgid(pid)
-    return None

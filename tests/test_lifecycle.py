@@ -206,3 +206,32 @@ def test_zombies_are_the_unreaped_children_and_a_child_reaped_while_looked_at_is
         assert [child.pid for child in server.zombies()] == [unreaped.pid]
     finally:
         unreaped.wait()
+
+
+def test_killing_a_server_that_has_ended_spares_the_process_that_has_its_pid_now(tmp_path):
+    """Pids wrap (pid_max is 32768 by default): once a server has ended and been reaped, its pid, and so its
+    session's id, may be another process's, another grading's server say. kill() must not reach it. The
+    next pid is set (ns_last_pid, as root) so that a process leading a session of its own gets that pid."""
+    if os.geteuid() != 0:
+        pytest.skip("setting the next pid needs root")
+    server = Server(SOLUTION / "single_server.py", ["--port", "0"], log_dir=tmp_path).start()
+    pid = server.pid
+    assert server.stop() == 0  # ended, and reaped
+    stranger = None
+    for _ in range(100):  # other processes of the machine may take the pid first: try again
+        with open("/proc/sys/kernel/ns_last_pid", "w") as last:
+            last.write(str(pid - 1))
+        candidate = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        if candidate.pid == pid:
+            stranger = candidate
+            break
+        candidate.kill()
+        candidate.wait()
+    assert stranger is not None, f"pid {pid} never came to a new process here"
+    try:
+        assert server.kill() == []
+        time.sleep(0.2)
+        assert stranger.poll() is None, "kill() reached the process that has the ended server's pid"
+    finally:
+        stranger.kill()
+        stranger.wait()
