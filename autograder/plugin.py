@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import ALL_MODES, MODES, OPTIONAL_MODES, machine, sandbox
+from autograder import ALL_MODES, MODES, OPTIONAL_MODES, SOLUTION, machine, sandbox
 from autograder.checks import probes
 from autograder.harness import SHARED, Limits, Network, Server, ServerError, network_isolation
 from autograder.marks import CATEGORIES, HIDDEN_POINTS, Deduction, GraderStarved, expect
@@ -85,6 +85,7 @@ class Grader:
         self.collected: list[Result] = []  # every selected check, before it runs
         self.order: dict[str, int] = {}  # {node id: its place}: results arrive in any order, side by side
         self.numbers: dict[str, str] = {}  # {check: its number in the rubric}, where the checks are collected
+        self.causes: dict[str, str] = {}  # {mode: the basic cause seen by probes.diagnose, or ""}
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[GRADER] = self
@@ -170,7 +171,7 @@ class Grader:
                 late = machine.clock().worst_lateness(began)
                 if late <= FROZEN:
                     if not exc.cause and "serve" in args and not NOT_WRITTEN.search(str(exc)):
-                        exc.cause = probes.diagnose(args["serve"], pyfuncitem.callspec.params["mode"], self.patterns)
+                        exc.cause = self.diagnosis(args["serve"], pyfuncitem.callspec.params["mode"])
                     pyfuncitem.stash[CAUSE] = exc.cause
                     raise
                 doubt = f"{exc} (while the grader's own timers fired up to {late:.1f} s late)"
@@ -178,6 +179,12 @@ class Grader:
                 server.kill()
             self.start_failures = failures  # a server that did not start in time may start now
         raise GraderStarved(f"the grading machine was too busy to judge this check in {ATTEMPTS} tries: {doubt}")
+
+    def diagnosis(self, serve, mode: str) -> str:
+        """probes.diagnose of the mode, seen once: a fresh server of the mode gives the same answer each time."""
+        if mode not in self.causes:
+            self.causes[mode] = probes.diagnose(serve, mode, self.patterns)
+        return self.causes[mode]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -228,7 +235,9 @@ class Grader:
             return "failed", f"the check did not finish within {seconds:g} s: the server seems to hang" + _explain(
                 servers
             )
-        return "error", f"grader fault in {call.when} of {item.nodeid}: {type(exc).__name__}: {exc}"
+        entry = call.excinfo.traceback[-1]  # where it was raised: a fault's report must be enough to find it
+        where = f"{Path(str(entry.path)).name}:{entry.lineno + 1} in {entry.name}"
+        return "error", f"grader fault in {call.when} of {item.nodeid}: {type(exc).__name__}: {exc} (at {where})"
 
     def _result(self, item: pytest.Item) -> dict:
         status, feedback = item.stash.get(OUTCOME, ("error", "grader fault: the check reported no outcome"))
@@ -284,11 +293,12 @@ def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
     # one's TIME_WAIT); where none can be made here (not root, a container), the machine's loopback
     box = Network.make() if grading.isolation.level != "none" and not network_isolation() else None
 
-    def start(mode: str, *args: str) -> Server:
+    def start(mode: str, *args: str, reference: bool = False) -> Server:
+        """reference: the kit's own server of the mode, in the same conditions (a baseline, never graded)."""
         key = (mode, args)
-        if key in grading.start_failures:
+        if key in grading.start_failures and not reference:
             raise Deduction(grading.start_failures[key])
-        script = grading.submission / f"{mode}_server.py"
+        script = (SOLUTION if reference else grading.submission) / f"{mode}_server.py"
         server = Server(
             script,
             ["--port", "0", *args],
@@ -302,6 +312,8 @@ def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
         try:
             return server.start(ready_timeout=READY_TIMEOUT)
         except ServerError as exc:
+            if reference:
+                raise RuntimeError(f"the kit's reference {mode}_server.py did not start here: it {exc}") from None
             feedback = f"{mode}_server.py {' '.join(args)} did not start: it {exc}".replace("  ", " ")
             grading.start_failures[key] = feedback
             raise Deduction(feedback) from None

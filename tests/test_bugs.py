@@ -256,7 +256,7 @@ BUGS = [
         "    with client_errors_logged(addr):\n",
         "single",
         "check_connection_closes_after_reply",
-        "never saw the connection close within 1 s",
+        "never saw the connection close within 3 s",
     ),
     Bug(
         "no guard: a client's reset kills the server",
@@ -358,6 +358,8 @@ def test_a_bug_loses_the_points_of_its_check_and_keeps_the_others(tmp_path, bug)
     lost = [t for t in mine if t["score"] < t["max_score"]]
     assert any(bug.feedback in t["output"] for t in lost), [t["output"] for t in mine]
     assert not bug.absent or all(bug.absent not in t["output"] for t in lost), [t["output"] for t in lost]
+    wrong_cause = "clients are served one at a time"  # a cause diagnose() names only where it is the bug
+    assert wrong_cause in bug.feedback or all(wrong_cause not in t["output"] for t in lost), [t["output"] for t in lost]
     assert all(t["score"] == t["max_score"] for t in others), others
     assert "grader fault" not in printed
     assert leftovers(RUN) == []

@@ -4,8 +4,11 @@ import time
 
 import pytest
 
+from autograder.checks import probes
 from autograder.checks.probes import eventually
 from autograder.client import connect, exchange, get, read_until_close
+
+from conftest import mutant
 
 
 def workers(server) -> tuple[int, int]:
@@ -73,3 +76,28 @@ def test_multiprocess_works_under_each_start_method(start_server, method):
         assert reply.status_line == b"HTTP/1.1 200 OK" and reply.body == get("/method") and reply.closed
         assert eventually(lambda: workers(server)[0] == 1), "only the held client's child should be left"
     assert server.stop() == 0
+
+
+START_THREAD, START_CHILD = (
+    "        thread.start()\n",
+    "        context.Process(target=handle_client, args=(conn, addr)).start()\n",
+)
+JOINED = {  # each client's worker waited for before the next accept()
+    "multithread": ("multithread_server.py", START_THREAD, START_THREAD + "        thread.join()\n"),
+    "multiprocess": (
+        "multiprocess_server.py",
+        START_CHILD,
+        START_CHILD.replace(".start()", "").replace("context", "child = context")
+        + "        child.start()\n        child.join()\n",
+    ),
+}
+
+
+def test_the_diagnosis_names_one_at_a_time_only_where_a_second_client_waits(start_server, concurrent_mode, tmp_path):
+    """probes.diagnose, on real servers: a correct server (whose second client is served at once, and closed)
+    has no cause to name; one that waits for each client's worker has."""
+    assert probes.diagnose(start_server, concurrent_mode, {}) == ""
+    file, old, new = JOINED[concurrent_mode]
+    joined = mutant(tmp_path / "joined", file, old, new)
+    cause = probes.diagnose(lambda mode: start_server(mode, root=joined), concurrent_mode, {})
+    assert cause.startswith("clients are served one at a time: while a "), cause

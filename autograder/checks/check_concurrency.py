@@ -2,8 +2,10 @@
 24 points."""
 
 from autograder.checks.probes import (
+    BESIDE_HELD,
     HANDED_TO,
     HANDED_TO_THREAD,
+    REPLY,
     accepted,
     blocking_cause,
     check,
@@ -27,7 +29,8 @@ def check_held_client(serve, mode, grading):
     served(server, "/warm-up")
     with connect(server.address) as held:
         accepted(server, 1)  # the silent client is taken (single: it is the one being served)
-        reply = exchange(server.address, get("/second"), timeout=2.0, whole_reply=True)
+        wait = 2.0 if mode == "single" else BESIDE_HELD  # the single server must not answer: 2 s tells that
+        reply = exchange(server.address, get("/second"), timeout=wait, whole_reply=True)
         if mode == "single":
             expect(
                 not reply.raw,
@@ -37,7 +40,7 @@ def check_held_client(serve, mode, grading):
         elif not reply.raw.startswith(b"HTTP/1.1 200 OK"):
             found = blocking_cause(server, mode, grading.patterns)
             raise Deduction(
-                f"while one client was connected and silent, a second client got {seen(reply)} within 2 s: "
+                f"while one client was connected and silent, a second client got {seen(reply)} within {wait:g} s: "
                 + (found or HANDED_TO.get(mode, HANDED_TO_THREAD)),
                 found,
             )
@@ -45,7 +48,7 @@ def check_held_client(serve, mode, grading):
         # still be served once it speaks.
         try:
             held.sendall(get("/held"))
-            raw, _, _ = read_until_close(held, 3.0, whole_reply=True)
+            raw, _, _ = read_until_close(held, REPLY, whole_reply=True)
         except ConnectionError as exc:
             raw = f"a broken connection ({type(exc).__name__})".encode()
         expect(

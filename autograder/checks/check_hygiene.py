@@ -4,14 +4,13 @@ import signal
 import socket
 import time
 
-from autograder.checks.probes import accepted, blocking_cause, check, eventually, plural, seen, served
+from autograder.checks.probes import REPLY, accepted, blocking_cause, check, eventually, plural, seen, served
 from autograder.client import connect, exchange, get, read_until_close
 from autograder.marks import Deduction, expect
 from autograder.sandbox import alive
 
 POOL_WORKERS = 8  # threadpool_server.py's default --workers
 BURST = 200  # requests, one after another
-REPLY = 10.0  # seconds a request of the burst may take: a correct server on a busy machine once took over 2
 SETTLE = 10.0  # seconds to wait for finished children to be reaped and threads to end, after a burst
 FD_SLACK = 8  # descriptors a server may hold beyond those it held after the first burst (e.g. its last child's)
 IN_FLIGHT = (
@@ -194,7 +193,7 @@ def check_restart_same_port(serve, mode):
     """
     first = serve(mode)
     for i in range(3):  # read until the server closes, so that it closes first: its side lingers in TIME_WAIT
-        reply = exchange(first.address, get(f"/{i}"), timeout=2.0)
+        reply = exchange(first.address, get(f"/{i}"), timeout=REPLY)
         expect(reply.raw.startswith(b"HTTP/1.1 200 OK"), f"a plain GET request got {seen(reply)}, not a 200 reply")
     first.kill()
     second = serve(mode, "--port", str(first.port))

@@ -3,7 +3,7 @@ many clients from one thread. 3 points per mode, beside the checks shared with t
 
 import time
 
-from autograder.checks.probes import check, eventually, seen, served
+from autograder.checks.probes import BESIDE_HELD, check, eventually, seen, served
 from autograder.client import connect, exchange, get, read_until_close
 from autograder.marks import expect
 
@@ -54,11 +54,11 @@ def check_one_thread_serves_many(serve, mode):
         for sock in held[:50]:
             sock.sendall(b"GET /slow HT")  # half a request line, then silence
         time.sleep(0.3)
-        reply = exchange(server.address, get("/other"), timeout=2.0, whole_reply=True)
+        reply = exchange(server.address, get("/other"), timeout=BESIDE_HELD, whole_reply=True)
         expect(
             reply.raw.startswith(b"HTTP/1.1 200 OK"),
-            f"with 100 silent clients held, another client got {seen(reply)} within 2 s: a read or a write "
-            "that waits blocks every client of an event loop",
+            f"with 100 silent clients held, another client got {seen(reply)} within {BESIDE_HELD:g} s: a read or a "
+            "write that waits blocks every client of an event loop",
         )
         process = server.process()
         expect(

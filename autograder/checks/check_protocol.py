@@ -3,7 +3,7 @@
 import socket
 import time
 
-from autograder.checks.probes import check, eventually, seen, served
+from autograder.checks.probes import CLOSE, REPLY, check, eventually, seen, served
 from autograder.client import Reply, connect, exchange, get, read_until_close, reset
 from autograder.harness import ProbeError
 from autograder.marks import Deduction, expect
@@ -24,7 +24,7 @@ def check_status_line_and_crlf(serve, mode):
 
     Status line, and CRLF line endings.
     """
-    reply = exchange(serve(mode).address, get(), timeout=2.0, whole_reply=True)
+    reply = exchange(serve(mode).address, get(), timeout=REPLY, whole_reply=True)
     expect(reply.raw, f"a GET request got {seen(reply)}")
     expect(
         reply.raw.startswith(b"HTTP/1.1 200 OK"),
@@ -45,7 +45,7 @@ def check_headers(serve, mode):
     Headers: Content-Type, Content-Length, Connection.
     """
     request = get("/headers")
-    reply = exchange(serve(mode).address, request, timeout=2.0, whole_reply=True)
+    reply = exchange(serve(mode).address, request, timeout=REPLY, whole_reply=True)
     expect(reply.raw, f"a GET request got {seen(reply)}")
     headers = reply.headers
     expect(
@@ -63,7 +63,7 @@ def check_headers(serve, mode):
 def check_echo(serve, mode):
     """The body echoes the request"""
     request = get("/echo?x=1")
-    reply = exchange(serve(mode).address, request, timeout=2.0, whole_reply=True)
+    reply = exchange(serve(mode).address, request, timeout=REPLY, whole_reply=True)
     expect(reply.raw, f"a GET request got {seen(reply)}")
     expect(
         reply.body == request,
@@ -79,12 +79,12 @@ def check_connection_closes_after_reply(serve, mode):
     """
     server = serve(mode)
     for i in range(3):  # a parent that keeps its copy shows from the first request on
-        reply = exchange(server.address, get(f"/{i}"), timeout=2.0, close_within=1.0)
+        reply = exchange(server.address, get(f"/{i}"), timeout=REPLY, close_within=CLOSE)
         expect(reply.raw, f"request {i + 1} of 3 got {seen(reply)}")
         if not reply.closed:
             raise Deduction(
-                f"request {i + 1} of 3 got its reply, but the client never saw the connection close within 1 s of "
-                f"it: {still_open(server, mode)}",
+                f"request {i + 1} of 3 got its reply, but the client never saw the connection close within "
+                f"{CLOSE:g} s of it: {still_open(server, mode)}",
             )
 
 
@@ -119,7 +119,7 @@ def check_request_in_pieces(serve, mode):
     """A request in three pieces"""
     request = get("/pieces")
     reply = exchange(
-        serve(mode).address, request[:5], request[5:25], request[25:], pause=0.15, timeout=3.0, whole_reply=True
+        serve(mode).address, request[:5], request[5:25], request[25:], pause=0.15, timeout=REPLY, whole_reply=True
     )
     expect(
         reply.body == request,
@@ -138,7 +138,7 @@ def check_blank_line_split(serve, mode):
     server = serve(mode)
     request = get("/blank-line-split")
     for cut in (3, 2, 1):  # every split of it: b"\r" then b"\n\r\n", b"\r\n" then b"\r\n", b"\r\n\r" then b"\n"
-        reply = exchange(server.address, request[:-cut], request[-cut:], pause=0.15, timeout=3.0, whole_reply=True)
+        reply = exchange(server.address, request[:-cut], request[-cut:], pause=0.15, timeout=REPLY, whole_reply=True)
         expect(
             reply.body == request,
             f"a request whose blank line \\r\\n\\r\\n came split, {request[-cut - 4 : -cut]!r} then "
@@ -155,7 +155,7 @@ def check_blank_line_split(serve, mode):
 def check_large_head(serve, mode):
     """A 6 KiB request head"""
     request = get("/big")[:-2] + b"X-Padding: " + b"p" * 6144 + b"\r\n\r\n"
-    reply = exchange(serve(mode).address, request[:3000], request[3000:], timeout=3.0, whole_reply=True)
+    reply = exchange(serve(mode).address, request[:3000], request[3000:], timeout=REPLY, whole_reply=True)
     expect(
         reply.body == request,
         f"a 6 KiB request got {seen(reply)}"
@@ -213,7 +213,7 @@ def check_bad_request(serve, mode):
     """
     server = serve(mode)
     for bad in (b"HELLO\r\n\r\n", b"GET /\r\n\r\n", b"\xff\xfe\x00\x80binary\r\n\r\n"):
-        reply = exchange(server.address, bad, timeout=2.0, whole_reply=True)
+        reply = exchange(server.address, bad, timeout=REPLY, whole_reply=True)
         expect(
             reply.status_line == b"HTTP/1.1 400 Bad Request",
             f"the request {bad!r} should get 400; it got {seen(reply)}",
@@ -240,7 +240,7 @@ def check_any_method(serve, mode):
     server = serve(mode)
     for request in ANY_METHOD:
         head = request.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-        reply = exchange(server.address, request, timeout=2.0, whole_reply=True)
+        reply = exchange(server.address, request, timeout=REPLY, whole_reply=True)
         line = request.split(b"\r\n", 1)[0]
         expect(
             reply.status_line == b"HTTP/1.1 200 OK",
@@ -320,7 +320,7 @@ def check_work_before_reply(serve, mode):
     """
     server = serve(mode, "--work-ms", "400")
     for i in range(2):
-        reply = exchange(server.address, get(f"/work-{i}"), timeout=5.0, whole_reply=True)
+        reply = exchange(server.address, get(f"/work-{i}"), timeout=REPLY, whole_reply=True)
         expect(reply.raw.startswith(b"HTTP/1.1 200 OK"), f"with --work-ms 400, request {i + 1} got {seen(reply)}")
         expect(
             reply.seconds >= 0.4,

@@ -5,7 +5,7 @@ import contextlib
 import psutil
 import pytest
 
-from autograder.checks.probes import accepted, blocking_cause, check, eventually, seen, served
+from autograder.checks.probes import BESIDE_HELD, accepted, blocking_cause, check, eventually, seen, served
 from autograder.client import connect, exchange, get
 from autograder.marks import Deduction, expect
 
@@ -31,12 +31,12 @@ def check_start_method(serve, mode, method, grading):
     """
     server = serve(mode, "--start-method", method)
     try:
-        served(server, "/first", when=f"under --start-method {method}", timeout=5.0)
+        served(server, "/first", when=f"under --start-method {method}")
     except Deduction as exc:
         raise Deduction(f"{exc}{MAIN_GUARD if method != 'fork' and reimported(server) else ''}") from None
     with connect(server.address):
         accepted(server, 1)
-        reply = exchange(server.address, get("/second"), timeout=5.0, whole_reply=True)
+        reply = exchange(server.address, get("/second"), timeout=BESIDE_HELD, whole_reply=True)
         if not reply.raw.startswith(b"HTTP/1.1 200 OK"):
             guard = method != "fork" and reimported(server)
             found = "" if guard else blocking_cause(server, mode, grading.patterns)

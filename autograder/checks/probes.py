@@ -8,7 +8,7 @@ from collections.abc import Callable
 import psutil
 
 from autograder import marks
-from autograder.client import Reply, connect, exchange, get
+from autograder.client import Reply, connect, exchange, get, read_until_close
 from autograder.harness import ProbeError, ServerGone
 from autograder.marks import Deduction, expect
 
@@ -52,7 +52,13 @@ def seen(reply: Reply) -> str:
     return f"a reply beginning {reply.raw[:48]!r}"
 
 
-def served(server, path: str = "/", when: str = "", timeout: float = 2.0) -> Reply:
+REPLY = 10.0  # seconds a reply may take: a correct server replies at once, and on a starved machine well within this
+CLOSE = 3.0  # seconds after its reply within which the connection must close (a correct server: at once)
+BESIDE_HELD = 5.0  # seconds a reply may take while a silent client is held: well before the idle timeout (10 s)
+# lets the silent client go, and so frees a server that serves one client at a time
+
+
+def served(server, path: str = "/", when: str = "", timeout: float = REPLY) -> Reply:
     """A GET that must be answered with a 200 status line (the other checks judge the rest of the
     reply); when says after what, for the feedback."""
     reply = exchange(server.address, get(path), timeout=timeout, whole_reply=True)
@@ -140,11 +146,11 @@ def blocking_cause(server, mode: str, patterns: dict[str, list[str]], connected:
 
 def diagnose(serve, mode: str, patterns: dict[str, list[str]]) -> str:
     """The basic cause that explains a check's failure, seen on a fresh server of the mode: a plain GET gets
-    400 (the head is misread), or a second client waits while one is connected (blocking_cause); "" when
+    400 (the head is misread), or a second client gets no reply while one is connected (blocking_cause); "" when
     the basics hold, or cannot be seen (the server does not start or does not reply: the check says so)."""
     try:
         server = serve(mode)
-        reply = exchange(server.address, get("/diagnosis"), timeout=2.0, whole_reply=True)
+        reply = exchange(server.address, get("/diagnosis"), timeout=REPLY, whole_reply=True)
         if reply.status_line.startswith(b"HTTP/1.1 400"):
             return MISREAD
         if not reply.raw.startswith(b"HTTP/1.1 200 OK") or mode == "single":
@@ -153,7 +159,7 @@ def diagnose(serve, mode: str, patterns: dict[str, list[str]]) -> str:
             accepted(server, 1, 2.0)
             with connect(server.address) as second:
                 second.sendall(get("/second"))
-                if eventually(lambda: len({c for _, c in server.connections()}) >= 2, 5.0):  # a busy machine: slow
+                if read_until_close(second, BESIDE_HELD, whole_reply=True)[0]:  # served beside the first
                     return ""
                 return blocking_cause(server, mode, patterns)
     except (Deduction, OSError, psutil.Error, ServerGone, ProbeError):  # the check's own feedback says enough
