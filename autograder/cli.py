@@ -435,7 +435,7 @@ def parser() -> argparse.ArgumentParser:
         type=positive,
         default=120,
         metavar="SECONDS",
-        help="of grading per worker, the time servers take to start not counted (default: %(default)s)",
+        help="of grading per worker and mode, the time servers take to start not counted (default: %(default)s)",
     )
     grade.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
     grade.set_defaults(run=cmd_grade)

@@ -77,6 +77,7 @@ class Grader:
         self.start_failures: dict[tuple, str] = {}  # a server that did not start is not started again
         self.started = time.monotonic()
         self.waited = 0.0  # seconds spent waiting for servers' ready lines: never counted against the limit
+        self.spent: dict[str, float] = {}  # {mode: seconds its checks took here}: each mode has the limit to itself
         self.results: list[Result] = []
         self.problems: list[str] = []  # faults of the grader: collection errors, unexpected exceptions
         self.notes: dict[str, str] = {}  # information that is not graded (requests/s under load)
@@ -91,9 +92,10 @@ class Grader:
         config.stash[GRADER] = self
         machine.clock()  # from now on, this process knows how late its own timers fire
 
-    @property
-    def over_time(self) -> bool:
-        return time.monotonic() - self.started - self.waited > self.settings.time_limit
+    def over_time(self, mode: str) -> bool:
+        """Whether the mode's checks here have used its time: a server of one mode that hangs costs the
+        checks of that mode alone, never another's."""
+        return self.spent.get(mode, 0.0) > self.settings.time_limit
 
     # Which checks run ------------------------------------------------------------------------
 
@@ -152,9 +154,14 @@ class Grader:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
-        item.stash[STARTED] = time.monotonic()
+        item.stash[STARTED], waited = time.monotonic(), self.waited
         item.stash[SERVERS] = []
-        return (yield)
+        try:
+            return (yield)
+        finally:
+            mode = _param(item, "mode")
+            took = time.monotonic() - item.stash[STARTED] - (self.waited - waited)
+            self.spent[mode] = self.spent.get(mode, 0.0) + took
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool:
@@ -191,11 +198,11 @@ class Grader:
         mode = _param(item, "mode")
         if mode in self.broken:
             raise Deduction(f"not run: {self.broken[mode]}")
-        if self.over_time:
+        if self.over_time(mode):
             raise Deduction(
-                f"not run: grading reached its limit of {self.settings.time_limit:g} s (the time servers took to "
-                "start not counted); the checks before this one waited for the server again and again: "
-                "does it hang, or ignore signals?"
+                f"not run: the grading of this mode reached its limit of {self.settings.time_limit:g} s (the time "
+                "servers took to start not counted); the checks before this one waited for the server again and "
+                "again: does it hang, or ignore signals?"
             )
 
     @pytest.hookimpl(wrapper=True)

@@ -300,3 +300,25 @@ def test_a_server_slow_to_start_loses_no_point_to_the_time_limit(tmp_path):
     )
     assert seconds > 4 + 2  # four servers, each two seconds to start: past the limit, were start-up counted
     assert len(results["tests"]) == 4 and results["score"] == sum(t["max_score"] for t in results["tests"]), printed
+
+
+def test_a_mode_whose_server_hangs_uses_up_its_own_time_never_another_modes(tmp_path):
+    """The multiprocess server takes every client and never answers: its checks wait for replies until its
+    mode's time is used up, and its later checks are not run; the multithread checks, graded in the same
+    worker after and between them, all keep their points."""
+    submission = mutant(
+        tmp_path / "sub",
+        "multiprocess_server.py",
+        "        context.Process(target=handle_client, args=(conn, addr)).start()\n        conn.close()",
+        "        HUNG.append(conn)  # never answered",
+    )
+    source = (submission / "multiprocess_server.py").read_text()
+    (submission / "multiprocess_server.py").write_text(source.replace("\ndef serve(", "\nHUNG = []\n\n\ndef serve(", 1))
+    options = ("--mode", "multiprocess", "--mode", "multithread", "--check", "protocol", "--jobs", "1")
+    results, printed, _ = grade(submission, tmp_path, *options, "--time-limit", "20", timeout=300)
+    hung = [t for t in results["tests"] if t["name"].endswith(": multiprocess")]
+    other = [t for t in results["tests"] if t["name"].endswith(": multithread")]
+    assert hung and other and all(t["score"] == 0 for t in hung)
+    assert any("not run: the grading of this mode reached its limit of 20 s" in t["output"] for t in hung), hung
+    assert all(t["score"] == t["max_score"] for t in other), [t["output"] for t in other if t["score"] == 0]
+    assert "grader fault" not in printed and leftovers(RUN) == []
