@@ -106,3 +106,39 @@ def test_the_load_check_deducts_only_what_rules_the_machine_out(start_server, tm
                 check_load.check_load(serve, "multithread", grading, tmp_path)
     assert next(given, None) is None  # every run used, and no more
     assert ran == ["submission", "reference"] * (len(runs) // 2) + ["submission"] * (len(runs) % 2)  # in turn
+
+
+@pytest.mark.parametrize(
+    ("runs", "outcome"),
+    [
+        ([GOOD], "passed"),
+        ([SLOW], "the median reply took 2100 ms .*while locust kept time"),
+        ([STARVED, SLOW], "the median reply took 2100 ms .*while locust kept time"),
+        (
+            [STARVED] * 3,
+            "locust did not keep time in any of 3 tries .*waited for a CPU 60%.* too busy to judge the load",
+        ),
+    ],
+    ids=["fast", "slow while locust kept time", "starved, then slow", "always starved"],
+)
+def test_without_the_reference_a_slow_run_counts_only_when_locust_kept_time(start_server, tmp_path, runs, outcome):
+    """In a bundle for Gradescope or PrairieLearn there is no solution/ to run beside: a slow run counts
+    when locust itself kept time, and no reference is ever started."""
+    given = iter(runs)
+    grading = SimpleNamespace(notes={})
+
+    def serve(mode, reference=False):
+        assert not reference, "a reference was started where there is none"
+        return start_server(mode)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(check_load, "run_locust", lambda server, folder: next(given))
+        patch.setattr(check_load, "PAUSE", 0.0)
+        patch.setattr(check_load, "SOLUTION", tmp_path / "no-solution")
+        if outcome == "passed":
+            check_load.check_load(serve, "multithread", grading, tmp_path)
+        else:
+            fault = GraderStarved if "too busy" in outcome else Deduction
+            with pytest.raises(fault, match=outcome):
+                check_load.check_load(serve, "multithread", grading, tmp_path)
+    assert next(given, None) is None

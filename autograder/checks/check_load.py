@@ -13,6 +13,10 @@ this server's (a server that keeps the CPU busy itself, and so starves locust, i
 When the reference was not fast either, the machine is too busy now: the check waits a little and tries
 again; when no try can be judged, that is a fault of the grading, never a deduction. Requests/s and
 latencies are reported for information.
+
+The bundles for Gradescope and PrairieLearn hold no solution/, so no reference to run: there a slow run
+counts only when locust itself kept time (its timers fired at most LAG_MS late and it waited for a CPU
+for at most STARVED of the run: a machine that starves locust starves the server beside it too).
 """
 
 import json
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import KIT, machine
+from autograder import KIT, SOLUTION, machine
 from autograder.checks.probes import check, served
 from autograder.marks import GraderStarved, expect
 
@@ -33,6 +37,8 @@ USERS, PER_USER = 50, 4  # 200 requests; every user's first request comes at onc
 SLOW_MS = 1000  # the median reply, at most (a correct server beside six CPU hogs at half a CPU: about 200 ms)
 REQUEST_TIMEOUT = 10  # seconds: a request that takes longer fails (a hung server must not hang the run)
 ATTEMPTS = 3  # tries in which the reference may be slow too, before the grading is a fault
+LAG_MS = 500  # without the reference: a run whose generator's timers fired this late does not count
+STARVED = 0.3  # nor one whose generator waited for a CPU this share of it
 PAUSE = 3.0  # seconds to wait, times the try's number, after a try the machine spoiled (a busy spell may pass)
 BACKSTOP = 60  # seconds locust may run at most (200 requests take under 2 s at half a CPU)
 
@@ -50,6 +56,10 @@ class Run:
         """Every request made and answered, the median within the bound: nothing to judge."""
         s = self.summary
         return s["requests"] == USERS * PER_USER and not s["failures"] and s["median_ms"] <= SLOW_MS
+
+    @property
+    def kept_time(self) -> bool:
+        return self.late_ms <= LAG_MS and self.waited <= STARVED
 
     def seen(self) -> str:
         """What the run saw, and how the machine treated locust, in words."""
@@ -86,10 +96,28 @@ def check_load(serve, mode, grading, tmp_path):
     """
     server = serve(mode)
     served(server, when="before the load")  # a server that fails one request would fail them all: no load then
-    run = judged(serve, mode, server, tmp_path)
+    has_reference = (SOLUTION / f"{mode}_server.py").is_file()  # not in a bundle: it holds no solution/
+    run = judged(serve, mode, server, tmp_path) if has_reference else timed(server, tmp_path)
     result = run.summary
     grading.notes[f"load ({mode})"] = (  # only for a run without failures: else the figure means nothing
         f"{result['rps']:.0f} requests/s, median {result['median_ms']:.0f} ms, 90% {result['p90_ms']:.0f} ms"
+    )
+
+
+def timed(server, tmp_path: Path) -> Run:
+    """Without the kit's reference: the run that passes; Deduction for one in which locust kept time;
+    GraderStarved where none did."""
+    for attempt in range(1, ATTEMPTS + 1):
+        run = load(server, tmp_path)
+        if run.fast:
+            return run
+        if run.kept_time:
+            run.judge("while locust kept time")
+        if attempt < ATTEMPTS:
+            time.sleep(PAUSE * attempt)
+    raise GraderStarved(
+        f"locust did not keep time in any of {ATTEMPTS} tries (in the last: {run.seen()}): the grading machine was "
+        "too busy to judge the load (grade again)"
     )
 
 
