@@ -611,6 +611,14 @@ class Server:
         """What the server has written to stderr so far."""
         return self.stderr_path.read_text(encoding="utf-8", errors="replace") if self.stderr_path.exists() else ""
 
+    def errors_tail(self, size: int = 65536) -> str:
+        """The last size bytes the server wrote to stderr (cheap, even after a flood)."""
+        if not self.stderr_path.exists():
+            return ""
+        with open(self.stderr_path, "rb") as err:
+            err.seek(max(0, err.seek(0, os.SEEK_END) - size))
+            return err.read().decode("utf-8", errors="replace")
+
     def send_signal(self, signum: int, group: bool = False) -> None:
         """Send signum to the server's own process (not to bubblewrap, which passes no signal on), or with
         group to its whole process group, children included, as a terminal's Ctrl-C does."""

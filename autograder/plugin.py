@@ -7,12 +7,14 @@ workers when modes are graded side by side) builds its Results from those report
 its own Grader from the settings file that the grading wrote (--lab-settings)."""
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytest
+from _pytest._io import TerminalWriter
 
 from autograder import ALL_MODES, MODES, OPTIONAL_MODES, SOLUTION, machine, sandbox
 from autograder.checks import probes
@@ -58,7 +60,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--lab-settings", metavar="PATH", help="the grading's settings (written by the grader)")
 
 
+class QuietTerminal:
+    """Where the grading runs pytest without its terminal (-p no:terminal), what pytest-timeout writes its
+    stack dump to when a check runs out of time (it asks for the terminal's writer, and fails without one):
+    nowhere. The check's result says that it did not finish."""
+
+    def __init__(self) -> None:
+        self._tw = TerminalWriter(file=open(os.devnull, "w"))  # noqa: SIM115  # lives as long as the run
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.get_plugin("terminalreporter") is None:
+        config.pluginmanager.register(QuietTerminal(), "terminalreporter")
     if hasattr(config, "workerinput"):  # a pytest-xdist worker: a Grader of its own
         config.pluginmanager.register(Grader(Settings.load(config.getoption("lab_settings"))), "lab-grader")
 
@@ -386,7 +399,7 @@ def _explain(servers: list[Server]) -> str:
         errors = [line for line in server.output_tail().splitlines() if "Error]" in line]
         if errors:
             notes.append(f"{server.script.name} logged: {errors[-1]}")
-        traceback = server.errors()[-4096:].strip().splitlines()
+        traceback = server.errors_tail(4096).strip().splitlines()
         if traceback:
             notes.append(f"{server.script.name} printed on stderr: {traceback[-1]}")
     return "".join(f" [{note}]" for note in dict.fromkeys(notes))

@@ -322,3 +322,18 @@ def test_a_mode_whose_server_hangs_uses_up_its_own_time_never_another_modes(tmp_
     assert any("not run: the grading of this mode reached its limit of 20 s" in t["output"] for t in hung), hung
     assert all(t["score"] == t["max_score"] for t in other), [t["output"] for t in other if t["score"] == 0]
     assert "grader fault" not in printed and leftovers(RUN) == []
+
+
+def test_a_check_that_runs_out_of_time_beside_another_loses_its_points_and_is_no_fault(tmp_path):
+    """Every reply takes 0.15 s: the 400 requests of the burst check outlast its 40 s, in a pytest-xdist
+    worker (two checks, two jobs), where the grading runs pytest without its terminal. pytest-timeout's
+    report of it must not fail for want of a terminal (it did: a grader fault)."""
+    reply = "        conn.sendall(build_reply(request))\n"
+    submission = mutant(tmp_path / "sub", "handler.py", reply, f"        time.sleep(0.15)\n{reply}")
+    options = ("--mode", "single", "--check", "burst", "--check", "echo", "--jobs", "2")
+    results, printed, _ = grade(submission, tmp_path, *options)
+    outputs = {t["name"].split(":")[1].strip(): (t["score"], t["output"]) for t in results["tests"]}
+    assert outputs["Nothing grows with requests"][0] == 0, outputs
+    assert "did not finish within 40 s" in outputs["Nothing grows with requests"][1], outputs
+    assert outputs["The body echoes the request"][0] == 1, outputs
+    assert "grader fault" not in printed and leftovers(RUN) == []
