@@ -1,5 +1,8 @@
 """The feedback list, grouped by cause (results.feedback), on Results made by hand: deterministic and fast."""
 
+from autograder import SOLUTION
+from autograder.harness import Server
+from autograder.plugin import _explain
 from autograder.results import Result, feedback, gradescope_output_of
 
 
@@ -33,3 +36,13 @@ def test_without_its_owner_the_first_follower_states_the_cause_and_modes_with_on
         f"2.2 Concurrency: check 2.2: multiprocess, multithread: no worker: {cause}",
         "3.1 multithread: follows from 2.2, the same cause",
     ]
+
+
+def test_the_feedback_never_quotes_the_reference_run_beside_as_a_baseline(tmp_path):
+    """The load check runs the kit's reference beside a slow submission: what the reference logged is not
+    the student's to read."""
+    reference = Server(SOLUTION / "multithread_server.py", [], tmp_path)
+    theirs = Server(tmp_path / "sub" / "multithread_server.py", [], tmp_path)
+    for server in (reference, theirs):
+        server.stdout_path.write_text(f"[Client x Error] from {server.script.parent.name}\n")
+    assert _explain([reference, theirs]) == " [multithread_server.py logged: [Client x Error] from sub]"
