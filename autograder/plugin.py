@@ -181,8 +181,11 @@ class Grader:
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool:
         """Run the check; if it deducts points while the grader's own timers fired late (the grader was
         starved of CPU, or stopped: what it timed is then in doubt), run it again with new servers, up to
-        ATTEMPTS times; then the grading machine was too busy, which is a fault of the grading."""
+        ATTEMPTS times; then the grading machine was too busy, which is a fault of the grading. A deduction
+        the grader timed counts once a second try, with new servers, sees it too (a server the machine
+        stalled for a moment is no mistake of the submission), where the check has the time for one."""
         args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        seen_once = False
         for _ in range(ATTEMPTS):
             began, failures = time.monotonic(), dict(self.start_failures)
             try:
@@ -190,16 +193,30 @@ class Grader:
                 return True
             except Deduction as exc:
                 late = machine.clock().worst_lateness(began)
-                if late <= FROZEN:
+                took = time.monotonic() - began
+                if late > FROZEN:
+                    doubt = f"{exc} (while the grader's own timers fired up to {late:.1f} s late)"
+                elif not seen_once and self._time_for_another(pyfuncitem, took):
+                    seen_once, doubt = True, str(exc)  # once more, with new servers, before it counts
+                else:
                     if not exc.cause and "serve" in args and not NOT_WRITTEN.search(str(exc)):
                         exc.cause = self.diagnosis(args["serve"], pyfuncitem.callspec.params["mode"])
                     pyfuncitem.stash[CAUSE] = exc.cause
                     raise
-                doubt = f"{exc} (while the grader's own timers fired up to {late:.1f} s late)"
             for server in pyfuncitem.stash.get(SERVERS, []):  # the next try starts its own
                 server.kill()
             self.start_failures = failures  # a server that did not start in time may start now
         raise GraderStarved(f"the grading machine was too busy to judge this check in {ATTEMPTS} tries: {doubt}")
+
+    def _time_for_another(self, item: pytest.Function, took: float) -> bool:
+        """Whether a check that deducted after took seconds may be tried once more: it has the time left
+        (its own limit, its mode's), and it is not the load check, which judges the machine itself."""
+        mark = item.get_closest_marker("check")
+        limit = item.get_closest_marker("timeout")
+        seconds = float(limit.args[0] if limit else item.config.getini("timeout"))
+        spent = time.monotonic() - item.stash[STARTED]
+        in_time = spent + took + 5 < seconds and not self.over_time(_param(item, "mode"))
+        return mark.kwargs["category"] != "load" and in_time
 
     def diagnosis(self, serve, mode: str) -> str:
         """probes.diagnose of the mode, seen once: a fresh server of the mode gives the same answer each time."""

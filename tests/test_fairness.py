@@ -243,3 +243,31 @@ def test_a_check_the_grader_could_not_time_is_tried_again(tmp_path, tries_stoppe
         assert run.returncode == 3, printed[-3000:]
         assert "too busy to judge this check in 3 tries" in test["output"]
     assert not leftovers(RUN)
+
+
+def test_a_server_the_machine_stalls_for_a_moment_costs_no_point(tmp_path):
+    """The first server of the check is stopped for 12 s as soon as it runs (SIGSTOP, then SIGCONT), as a
+    machine may stall a process: the check's first try deducts (no reply within 10 s), with the grader's
+    own timers on time. A deduction counts only once a second try, with a new server, sees it too: it does
+    not, and the reference keeps its point."""
+    run = grade(SOLUTION, tmp_path / "results.json", "--mode", "single", "--check", "echo")
+    stopped: list[int] = []
+    done = threading.Event()
+
+    def stall_the_first(proc: psutil.Process, number: int) -> None:
+        if number == 1:
+            stopped.append(proc.pid)
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGSTOP)
+                time.sleep(12)
+                proc.send_signal(signal.SIGCONT)
+
+    def single_server(proc: psutil.Process) -> bool:
+        command = proc.cmdline()
+        return command[1:2] == ["-u"] and command[2:3] != [] and command[2].endswith("single_server.py")
+
+    printed = finish_watched(run, lambda: watch_new(run, single_server, stall_the_first, done), done)
+    assert run.returncode == 0, printed[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["score"] == 1 and len(stopped) == 1, lost(results)
+    assert not leftovers(RUN)
