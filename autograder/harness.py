@@ -601,11 +601,7 @@ class Server:
 
     def output_tail(self, size: int = 65536) -> str:
         """The last size bytes the server wrote to stdout (cheap, even after a flood)."""
-        if not self.stdout_path.exists():
-            return ""
-        with open(self.stdout_path, "rb") as out:
-            out.seek(max(0, out.seek(0, os.SEEK_END) - size))
-            return out.read().decode("utf-8", errors="replace")
+        return _tail(self.stdout_path, size)
 
     def errors(self) -> str:
         """What the server has written to stderr so far."""
@@ -613,17 +609,13 @@ class Server:
 
     def errors_tail(self, size: int = 65536) -> str:
         """The last size bytes the server wrote to stderr (cheap, even after a flood)."""
-        if not self.stderr_path.exists():
-            return ""
-        with open(self.stderr_path, "rb") as err:
-            err.seek(max(0, err.seek(0, os.SEEK_END) - size))
-            return err.read().decode("utf-8", errors="replace")
+        return _tail(self.stderr_path, size)
 
     def send_signal(self, signum: int, group: bool = False) -> None:
         """Send signum to the server's own process (not to bubblewrap, which passes no signal on), or with
         group to its whole process group, children included, as a terminal's Ctrl-C does."""
         if self.popen is not None and self.popen.poll() is None:
-            if self.server_pid and not self._server.is_running():  # inside a sandbox: ended, its pid maybe another's
+            if self._own() is None:  # inside a sandbox, the server ended: its pid may be another's now
                 return
             with contextlib.suppress(ProcessLookupError):
                 if group:
@@ -831,6 +823,15 @@ class Server:
         if not survivors:
             _leave_box(self)
         return sorted(set(survivors))
+
+
+def _tail(path: Path, size: int) -> str:
+    """The last size bytes of a file the server writes, as text ("" before it exists)."""
+    if not path.exists():
+        return ""
+    with open(path, "rb") as file:
+        file.seek(max(0, file.seek(0, os.SEEK_END) - size))
+        return file.read().decode("utf-8", errors="replace")
 
 
 def rlimits(limits: Limits, uid: int | None) -> dict[str, int]:

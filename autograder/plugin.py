@@ -213,10 +213,8 @@ class Grader:
         """Whether a check that deducted after took seconds may be tried once more: it has the time left
         (its own limit, its mode's), and it is not the load check, which judges the machine itself."""
         mark = item.get_closest_marker("check")
-        limit = item.get_closest_marker("timeout")
-        seconds = float(limit.args[0] if limit else item.config.getini("timeout"))
         spent = time.monotonic() - item.stash[STARTED]
-        in_time = spent + took + 5 < seconds and not self.over_time(_param(item, "mode"))
+        in_time = spent + took + 5 < _time_limit(item) and not self.over_time(_param(item, "mode"))
         waited = took >= STALL  # one reached at once rests on what the servers said, which no stall changes
         return mark.kwargs["category"] != "load" and waited and in_time
 
@@ -269,9 +267,8 @@ class Grader:
         if isinstance(exc, ConnectionError | TimeoutError):  # the server broke a connection mid-check
             feedback = f"the server broke the connection ({type(exc).__name__}) in the middle of the check"
             return "failed", feedback + _explain(servers)
-        limit = item.get_closest_marker("timeout")
-        seconds = float(limit.args[0] if limit else item.config.getini("timeout"))
         if isinstance(exc, pytest.fail.Exception) and "from pytest-timeout" in str(exc):  # its time is up
+            seconds = _time_limit(item)
             return "failed", f"the check did not finish within {seconds:g} s: the server seems to hang" + _explain(
                 servers
             )
@@ -400,6 +397,12 @@ def _describe(item: pytest.Item) -> Result:
 def _param(item: pytest.Item, name: str) -> str | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get(name) if callspec else None
+
+
+def _time_limit(item: pytest.Item) -> float:
+    """The seconds pytest-timeout gives the check: its own mark, else the checks' pytest.ini."""
+    limit = item.get_closest_marker("timeout")
+    return float(limit.args[0] if limit else item.config.getini("timeout"))
 
 
 def _explain(servers: list[Server]) -> str:
