@@ -197,10 +197,10 @@ def test_a_machine_on_which_the_reference_is_slow_too_is_a_grader_fault_not_a_de
     assert not leftovers(RUN)
 
 
-def the_server(command: list[str]) -> bool:
+def the_server(command: list[str], mode: str = "multithread") -> bool:
     """Whether a command line is the server's own (`python -u …multithread_server.py …`), not the launcher's
     or bubblewrap's, which carry it as arguments."""
-    return command[1:2] == ["-u"] and command[2:3] != [] and command[2].endswith("multithread_server.py")
+    return command[1:2] == ["-u"] and command[2:3] != [] and command[2].endswith(f"{mode}_server.py")
 
 
 def one_at_a_time(folder: Path) -> Path:
@@ -262,10 +262,7 @@ def test_a_server_the_machine_stalls_for_a_moment_costs_no_point(tmp_path):
                 time.sleep(12)
                 proc.send_signal(signal.SIGCONT)
 
-    def single_server(proc: psutil.Process) -> bool:
-        command = proc.cmdline()
-        return command[1:2] == ["-u"] and command[2:3] != [] and command[2].endswith("single_server.py")
-
+    single_server = lambda proc: the_server(proc.cmdline(), "single")  # noqa: E731
     printed = finish_watched(run, lambda: watch_new(run, single_server, stall_the_first, done), done)
     assert run.returncode == 0, printed[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())

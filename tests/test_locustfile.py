@@ -52,6 +52,23 @@ WRONG = {**SLOW, "failures": 3, "errors": {"status 500, expected 200": 3}}
 BY_THE_REFERENCE = "twice, while the kit's reference server, run between them .* a median of 5 ms"
 
 
+def decide(serve, run_locust, outcome: str, tmp_path, **patches) -> SimpleNamespace:
+    """The load check of a multithread server, its locust runs given by run_locust (and check_load's names
+    in patches set so), with no pause between tries: it passes, or raises the fault or the deduction that
+    outcome (a pattern) says. The grading it wrote its notes into."""
+    grading = SimpleNamespace(notes={})
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {"run_locust": run_locust, "PAUSE": 0.0, **patches}.items():
+            patch.setattr(check_load, name, value)
+        if outcome == "passed":
+            check_load.check_load(serve, "multithread", grading, tmp_path)
+        else:
+            fault = GraderStarved if "too busy" in outcome else Deduction
+            with pytest.raises(fault, match=outcome):
+                check_load.check_load(serve, "multithread", grading, tmp_path)
+    return grading
+
+
 # A try: this server's run; where it was not fast, the reference's run, then this server's again once the
 # reference was fast.
 @pytest.mark.parametrize(
@@ -82,7 +99,6 @@ def test_the_load_check_deducts_only_what_rules_the_machine_out(start_server, tm
     real): a slow run counts against the server only when the kit's reference, run next in the same
     conditions, was fast and this server slow again; wrong replies always count."""
     given = iter(runs)
-    grading = SimpleNamespace(notes={})
     kinds, ran = {}, []
 
     def serve(mode, reference=False):
@@ -94,16 +110,9 @@ def test_the_load_check_deducts_only_what_rules_the_machine_out(start_server, tm
         ran.append(kinds[id(server)])
         return next(given)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(check_load, "run_locust", run_locust)
-        patch.setattr(check_load, "PAUSE", 0.0)
-        if outcome == "passed":
-            check_load.check_load(serve, "multithread", grading, tmp_path)
-            assert grading.notes == {"load (multithread)": "10 requests/s, median 5 ms, 90% 9 ms"}
-        else:
-            fault = GraderStarved if "too busy" in outcome else Deduction
-            with pytest.raises(fault, match=outcome):
-                check_load.check_load(serve, "multithread", grading, tmp_path)
+    grading = decide(serve, run_locust, outcome, tmp_path)
+    if outcome == "passed":
+        assert grading.notes == {"load (multithread)": "10 requests/s, median 5 ms, 90% 9 ms"}
     assert next(given, None) is None  # every run used, and no more
     assert ran == ["submission", "reference"] * (len(runs) // 2) + ["submission"] * (len(runs) % 2)  # in turn
 
@@ -125,20 +134,10 @@ def test_without_the_reference_a_slow_run_counts_only_when_locust_kept_time(star
     """In a bundle for Gradescope or PrairieLearn there is no solution/ to run beside: a slow run counts
     when locust itself kept time, and no reference is ever started."""
     given = iter(runs)
-    grading = SimpleNamespace(notes={})
 
     def serve(mode, reference=False):
         assert not reference, "a reference was started where there is none"
         return start_server(mode)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(check_load, "run_locust", lambda server, folder: next(given))
-        patch.setattr(check_load, "PAUSE", 0.0)
-        patch.setattr(check_load, "SOLUTION", tmp_path / "no-solution")
-        if outcome == "passed":
-            check_load.check_load(serve, "multithread", grading, tmp_path)
-        else:
-            fault = GraderStarved if "too busy" in outcome else Deduction
-            with pytest.raises(fault, match=outcome):
-                check_load.check_load(serve, "multithread", grading, tmp_path)
+    decide(serve, lambda server, folder: next(given), outcome, tmp_path, SOLUTION=tmp_path / "no-solution")
     assert next(given, None) is None
