@@ -18,10 +18,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,6 +359,31 @@ def find_students(course: Path, name: str, students: list[str] | None = None) ->
     return students
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait for the block to end, then act as they would have (KeyboardInterrupt, say):
+    what the block writes is written whole or not at all. Outside the main thread, where Python runs no
+    signal handler, there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, _: held.append(signum)) for signum in HELD}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(held):  # now, as it would have been then
+            if callable(previous[signum]):
+                previous[signum](signum, None)
+            elif previous[signum] == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
+
+
+HELD = (signal.SIGINT, signal.SIGTERM)
+
+
 class Interrupted(Exception):
     """A batch stopped by Ctrl-C (or SIGTERM): what it recorded, and the students it left."""
 
@@ -415,14 +442,15 @@ def grade(
             data, note = future.result()
             if note == INTERRUPTED:  # Ctrl-C reached this grading before it reached the batch
                 raise KeyboardInterrupt
-            if record_them:
-                result = _record(course, name, student, data, note, notebook_failed.get(student), running)
-                write_status(course, name, student, options, result)
-            else:
-                result = student_result(student, data, note, running)
-            graded.append(result)
-            if on_student:
-                on_student(result)
+            with interrupts_held():  # a student is recorded, counted and reported whole, or not at all
+                if record_them:
+                    result = _record(course, name, student, data, note, notebook_failed.get(student), running)
+                    write_status(course, name, student, options, result)
+                else:
+                    result = student_result(student, data, note, running)
+                graded.append(result)
+                if on_student:
+                    on_student(result)
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
         GRADINGS.stop()

@@ -371,6 +371,32 @@ def test_grading_some_students_keeps_the_others_rows_and_status_tells_each_stude
     assert "results written to" not in report and str(course) not in report  # nothing of the instructor's folders
 
 
+HELD_BLOCK = """
+import os, signal, sys, time
+from autograder.course import interrupts_held
+try:
+    with interrupts_held():
+        os.kill(os.getpid(), signal.{signal})
+        time.sleep(0.2)  # a handler would have run by now
+        print("the block ended", flush=True)
+except KeyboardInterrupt:
+    print("then interrupted", flush=True)
+    sys.exit(130)
+print("not interrupted")
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_signal_in_a_held_block_waits_for_its_end(signum):
+    """Ctrl-C between a student's status and the batch's count of it would leave the two disagreeing: the
+    record block holds Ctrl-C (and SIGTERM, which it leaves as it was: the default, here) until it ends."""
+    done = run(sys.executable, "-c", HELD_BLOCK.format(signal=signum), check=False)
+    if signum == "SIGINT":
+        assert (done.returncode, done.stdout) == (130, "the block ended\nthen interrupted\n"), done.stderr
+    else:  # no handler of SIGTERM in that process: it ends as SIGTERM ends a process, once the block is done
+        assert (done.returncode, done.stdout) == (-signal.SIGTERM, "the block ended\n"), done.stderr
+
+
 def test_ctrl_c_stops_the_batch_at_once_and_the_same_command_then_grades_what_is_left(course):
     """Ctrl-C, as a terminal sends it (to the whole process group), once the first student is recorded:
     the gradings under way stop, none queued starts, what finished is recorded; the same command again
