@@ -6,13 +6,14 @@ requests a busy machine lets locust make in some seconds is the machine's doing,
 grade asks for the server's part alone: every reply correct, and replies sent at once (the median
 within SLOW_MS: a correct server at half a CPU beside six CPU hogs answers in about 200 ms).
 
-A run that was not that fast is judged against the kit's reference server of the mode, run next in the same
-conditions (same isolation, same network, same locust): when the reference was fast and this server, run
-once more after it, was slow again, the machine lets a correct server meet the bound, and the slowness is
-this server's (a server that keeps the CPU busy itself, and so starves locust, is judged so, not excused).
-When the reference was not fast either, the machine is too busy now: the check waits a little and tries
-again; when no try can be judged, that is a fault of the grading, never a deduction. Requests/s and
-latencies are reported for information.
+A run that was not that fast is judged beside the kit's reference server of the mode: a new server of the
+submission and the reference are loaded at the same time, each by its own locust, in the same conditions
+(same isolation, same network, same locustfile), so that whatever else the machine does meets both. When
+the reference was fast, the submission is judged against it: every request answered, and a median within
+SLOW_MS or within RATIO times the reference's. When the reference was not fast, the machine is too busy
+now: the check waits a little and tries again; when no try can be judged, that is a fault of the grading,
+never a deduction (also where the submission's server itself keeps every CPU busy: the instructor looks).
+Requests/s and latencies are reported for information.
 
 The bundles for Gradescope and PrairieLearn hold no solution/, so no reference to run: there a slow run
 counts only when locust itself kept time (its timers fired at most LAG_MS late and it waited for a CPU
@@ -37,6 +38,7 @@ USERS, PER_USER = 50, 4  # 200 requests; every user's first request comes at onc
 SLOW_MS = 1000  # the median reply, at most (a correct server beside six CPU hogs at half a CPU: about 200 ms)
 REQUEST_TIMEOUT = 10  # seconds: a request that takes longer fails (a hung server must not hang the run)
 ATTEMPTS = 3  # tries in which the reference may be slow too, before the grading is a fault
+RATIO = 2.0  # beside the reference, loaded at the same time: a median this many times its median is slow
 LAG_MS = 500  # without the reference: a run whose generator's timers fired this late does not count
 STARVED = 0.3  # nor one whose generator waited for a CPU this share of it
 PAUSE = 3.0  # seconds to wait, times the try's number, after a try the machine spoiled (a busy spell may pass)
@@ -70,8 +72,9 @@ class Run:
         locust = f"locust's timers fired up to {self.late_ms:.0f} ms late, it waited for a CPU {self.waited:.0%} of it"
         return f"{saw}; {locust}"
 
-    def judge(self, why: str) -> None:
-        """Deduct for what this slow run saw (why: what rules the machine out); one of these fails."""
+    def judge(self, why: str, bound: float = SLOW_MS) -> None:
+        """Deduct for what this slow run saw (why: what rules the machine out); one of these fails, unless the
+        median is within bound (a server as fast as the reference beside it)."""
         s, asked = self.summary, USERS * PER_USER
         expect(
             not s["failures"],
@@ -81,9 +84,18 @@ class Run:
             s["requests"] == asked, f"only {s['requests']} of {asked} requests were made within {BACKSTOP} s ({why})"
         )
         expect(
-            s["median_ms"] <= SLOW_MS,
-            f"under load, the median reply took {s['median_ms']:.0f} ms (at most {SLOW_MS} expected, {why}): is "
+            s["median_ms"] <= bound,
+            f"under load, the median reply took {s['median_ms']:.0f} ms (at most {bound:.0f} expected, {why}): is "
             "each reply sent as soon as its request is in?",
+        )
+
+    def judge_beside(self, reference: "Run") -> None:
+        """Deduct for what this run saw beside the reference, loaded at the same time, which was fast."""
+        median = reference.summary["median_ms"]
+        self.judge(
+            f"twice; the second time, the kit's reference server, loaded at the same time in the same "
+            f"conditions, answered all {USERS * PER_USER} requests in a median of {median:.0f} ms",
+            bound=max(SLOW_MS, RATIO * median),
         )
 
 
@@ -108,7 +120,7 @@ def timed(server, tmp_path: Path) -> Run:
     """Without the kit's reference: the run that passes; Deduction for one in which locust kept time;
     GraderStarved where none did."""
     for attempt in range(1, ATTEMPTS + 1):
-        run = load(server, tmp_path)
+        (run,) = load([server], tmp_path)
         if run.fast:
             return run
         if run.kept_time:
@@ -122,49 +134,51 @@ def timed(server, tmp_path: Path) -> Run:
 
 
 def judged(serve, mode: str, server, tmp_path: Path) -> Run:
-    """The run that passes; Deduction for one that ruled the machine out; GraderStarved where none could."""
+    """The run that passes; Deduction for one slow beside the fast reference; GraderStarved where the
+    reference was never fast."""
+    (run,) = load([server], tmp_path)
+    if run.fast:
+        return run
     for attempt in range(1, ATTEMPTS + 1):
-        run = load(server, tmp_path)
-        if run.fast:
-            return run
-        server.kill()  # slow: the machine's doing, or this server's? The kit's reference, next, in the same conditions
-        baseline = load(serve(mode, reference=True), tmp_path, reference=True)
-        if attempt == ATTEMPTS and not baseline.fast:
-            break
+        server.kill()  # slow: the machine's doing, or this server's? A new one beside the kit's reference
         server = serve(mode)
         served(server, when="before the load")
+        reference = serve(mode, reference=True)
+        run, baseline = load([server, reference], tmp_path)
+        reference.kill()
         if baseline.fast:
-            run = load(server, tmp_path)
-            if run.fast:
-                return run
-            run.judge(
-                f"twice, while the kit's reference server, run between them in the same conditions, replied in "
-                f"a median of {baseline.summary['median_ms']:.0f} ms"
-            )
-        time.sleep(PAUSE * attempt)  # the reference was slow too: a busy spell may pass
+            run.judge_beside(baseline)
+            return run
+        if attempt < ATTEMPTS:
+            time.sleep(PAUSE * attempt)  # the reference was slow too: a busy spell may pass
     raise GraderStarved(
-        f"in none of {ATTEMPTS} tries was the kit's reference server, run beside this one in the same conditions, "
+        f"in none of {ATTEMPTS} tries was the kit's reference server, loaded beside this one at the same time, "
         f"fast (in the last, this server: {run.seen()}; the reference: {baseline.seen()}): the grading machine "
         "was too busy to judge the load (grade again)"
     )
 
 
-def load(server, tmp_path: Path, reference: bool = False) -> Run:
-    """A locust run against server, with whether locust kept time; a reply that is wrong (not a timeout)
-    deducts at once: no machine makes a server answer wrongly (from the kit's reference: a grader fault)."""
+def load(servers: list, tmp_path: Path) -> list[Run]:
+    """A locust run against each server, all at the same time, with whether locust kept time; a reply that is
+    wrong (not a timeout) deducts at once: no machine makes a server answer wrongly (from the kit's reference,
+    the last of servers after the first: a grader fault)."""
     began = time.monotonic()
-    result = run_locust(server, Path(tempfile.mkdtemp(prefix="run-", dir=tmp_path)))
-    late = max(result["lag_max_ms"] or 0.0, machine.clock().worst_lateness(began) * 1000)
-    waited = (result.get("run_cpu_wait_s") or 0.0) / max(result.get("run_s") or 1.0, 0.1)  # share of the run
-    wrong = {error: n for error, n in result["errors"].items() if not timed_out(error)}
-    if wrong and reference:
-        raise RuntimeError(f"the kit's reference server answered wrongly under load: {wrong}")
-    expect(
-        not wrong,
-        f"{sum(wrong.values())} of {result['requests']} requests failed under load: "
-        + "; ".join(f"{count} x {error}" for error, count in wrong.items())[:300],
-    )
-    return Run(result, late, waited)
+    summaries = run_locusts(servers, tmp_path)
+    late_here = machine.clock().worst_lateness(began) * 1000
+    runs = []
+    for server, result in zip(servers, summaries, strict=True):
+        late = max(result["lag_max_ms"] or 0.0, late_here)
+        waited = (result.get("run_cpu_wait_s") or 0.0) / max(result.get("run_s") or 1.0, 0.1)  # share of the run
+        wrong = {error: n for error, n in result["errors"].items() if not timed_out(error)}
+        if wrong and server is not servers[0]:
+            raise RuntimeError(f"the kit's reference server answered wrongly under load: {wrong}")
+        expect(
+            not wrong,
+            f"{sum(wrong.values())} of {result['requests']} requests failed under load: "
+            + "; ".join(f"{count} x {error}" for error, count in wrong.items())[:300],
+        )
+        runs.append(Run(result, late, waited))
+    return runs
 
 
 def timed_out(error: str) -> bool:
@@ -172,19 +186,38 @@ def timed_out(error: str) -> bool:
     return "timed out" in error.lower() or "timeout" in error.lower()
 
 
-def run_locust(server, folder: Path) -> dict:
-    """The summary of one headless locust run of the kit's locustfile against server (its files in folder)."""
-    summary = folder / "summary.json"
+def run_locusts(servers: list, tmp_path: Path) -> list[dict]:
+    """The summary of a headless locust run of the kit's locustfile against each server, all started at once
+    (each in a folder of its own under tmp_path, where its log stays)."""
+    runs = []
+    try:
+        for server in servers:
+            folder = Path(tempfile.mkdtemp(prefix="run-", dir=tmp_path))
+            runs.append((folder, start_locust(server, folder)))
+        for _, locust in runs:
+            locust.wait(timeout=BACKSTOP + 25)
+    finally:
+        for _, locust in runs:
+            if locust.poll() is None:  # only after a timeout, or an exception here: it is ours, unreaped
+                locust.kill()
+                locust.wait()
+    return [summary_of(folder) for folder, _ in runs]
+
+
+def start_locust(server, folder: Path) -> subprocess.Popen:
+    """A headless locust run of the kit's locustfile against server, its summary and its log in folder."""
     command = [sys.executable, "-m", "locust", "-f", str(KIT / "locustfile.py"), "--headless", "--only-summary"]
     command += ["--host", f"http://{server.host}:{server.port}", "-u", str(USERS), "-r", "1000"]
     command += ["--requests-per-user", str(PER_USER), "-t", f"{BACKSTOP}s", "--min-wait", "0.05", "--max-wait", "0.1"]
-    command += ["--request-timeout", str(REQUEST_TIMEOUT), "--summary-file", str(summary), "--stop-timeout", "5"]
-    command += ["--exit-code-on-error", "0"]
+    command += ["--request-timeout", str(REQUEST_TIMEOUT), "--summary-file", str(folder / "summary.json")]
+    command += ["--stop-timeout", "5", "--exit-code-on-error", "0"]
     command, fds = server.in_network(command)  # where the server has a network of its own, locust runs in it
     with open(folder / "locust.log", "wb") as log:
-        subprocess.run(
-            command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, timeout=BACKSTOP + 25, check=False, pass_fds=fds
-        )
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, pass_fds=fds)
+
+
+def summary_of(folder: Path) -> dict:
+    summary = folder / "summary.json"
     if not summary.exists():
         raise RuntimeError(f"locust wrote no summary: {(folder / 'locust.log').read_text()[-1000:]}")
     return json.loads(summary.read_text())
