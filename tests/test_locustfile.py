@@ -48,6 +48,7 @@ GOOD = {"requests": 200, "failures": 0, "errors": {}, "rps": 10.0, "median_ms": 
 SLOW = {**GOOD, "median_ms": 2100}
 SLOWISH = {**GOOD, "median_ms": 900}  # fast: within the bound, as the reference on a busy machine may be
 STARVED = {**SLOW, "run_s": 2.0, "run_cpu_wait_s": 1.2}  # it waited for a CPU for 60% of its run
+HUNG = {**GOOD, "failures": 150, "median_ms": 10000}  # most requests ran out of time
 LOST = {**GOOD, "failures": 4}  # 4 requests got no reply within the request timeout
 WRONG = {**SLOW, "failures": 3, "errors": {"status 500, expected 200": 3}}
 BY_THE_REFERENCE = "twice; the second time, the kit's reference server, loaded at the same time .* a median of 5 ms"
@@ -82,6 +83,7 @@ def decide(serve, run_locusts, outcome: str, tmp_path, **patches) -> SimpleNames
         ([SLOW, (SLOW, SLOWISH)], "passed"),
         ([SLOW, ({**SLOW, "median_ms": 2300}, SLOWISH)], "took 2300 ms \\(at most 2250 expected, .* median of 900 ms"),
         ([SLOW, (SLOW, SLOW), (GOOD, GOOD)], "passed"),
+        ([SLOW, (HUNG, SLOW)], "took 10000 ms \\(at most 5250 expected, .* over 2.5 times .* slow too: 2100 ms"),
         ([SLOW, (SLOW, STARVED), (SLOW, GOOD)], f"the median reply took 2100 ms .*{BY_THE_REFERENCE}"),
         ([SLOW, *[(SLOW, STARVED)] * 3], "a median of 2100 ms; .* waited for a CPU 60% of it.* too busy to judge"),
     ],
@@ -94,6 +96,7 @@ def decide(serve, run_locusts, outcome: str, tmp_path, **patches) -> SimpleNames
         "slow, then within 2.5 times the reference's median",
         "slow, then over 2.5 times the reference's median",
         "slow, then beside the slow reference, then fast",
+        "slow, then over 2.5 times the median of the slow reference",
         "slow, beside the slow reference, then slow beside the fast one",
         "the reference never fast",
     ],
