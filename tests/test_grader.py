@@ -158,7 +158,7 @@ def test_a_child_that_escapes_into_its_own_session_is_found_and_killed(tmp_path)
             "    request = bytearray()\n",
             "    while True:\n        pass\n",
             "single",
-            "protocol",
+            "echo",
         ),
         (
             "a stdout flood",

@@ -327,7 +327,8 @@ def reached(sock: socket.socket, token: bytes) -> int:
 def test_a_server_holding_connections_to_every_listener_harms_no_neighbour(tmp_path, listener):
     token = f"hold-{tmp_path.name}".encode()
     attacker = submission_of(tmp_path / "holder", handler=holding(token))
-    holder, neighbour = side_by_side(tmp_path, ("holder", attacker), ("neighbour", SOLUTION))
+    modes = ("--mode", "multiprocess", "--mode", "single")  # the two gradings side by side all along
+    holder, neighbour = side_by_side(tmp_path, ("holder", attacker, *modes), ("neighbour", SOLUTION, *modes))
     full_marks(neighbour)
     assert holder.code == 0 and "grader fault" not in holder.printed, holder.printed[-3000:]
     assert reached(listener, token) == 0  # nothing of it reached outside its network (one check's servers: each other)
