@@ -33,6 +33,8 @@ from pathlib import Path
 KIT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(KIT))
 
+from provenance import commit  # noqa: E402  (a module beside this one)
+
 from autograder import MODES, SOLUTION  # noqa: E402
 from autograder.checks import check_load  # noqa: E402
 from autograder.harness import Server  # noqa: E402
@@ -115,12 +117,6 @@ def pair(mode: str, condition: str, hogs: int, beside: int) -> dict:
 
 def ratio(two: list[float]) -> float:
     return max(two) / max(min(two), 1.0)
-
-
-def commit() -> str:
-    """The kit's commit, as `git describe` gives it ("unknown" outside a clone)."""
-    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=KIT, capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from provenance import commit  # a module beside this one
+
 KIT = Path(__file__).resolve().parent.parent
 SOLUTION = KIT / "solution"
 FILES = {
@@ -120,12 +122,6 @@ def grade(mutant: Mutant, folder: Path) -> dict:
         "checks": sorted({t["name"].rsplit(":", 1)[0] for t in lost}),
         "fault": "not a grade" in results.get("output", "") or run.returncode not in (0,),
     }
-
-
-def commit() -> str:
-    """The kit's commit, as `git describe` gives it ("unknown" outside a clone)."""
-    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=KIT, capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
 
 
 def main() -> None:

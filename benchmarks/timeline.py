@@ -27,17 +27,13 @@ from pathlib import Path
 KIT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(KIT))
 
+from provenance import commit  # noqa: E402  (a module beside this one)
+
 from autograder import machine  # noqa: E402
 from autograder.compare import Burst, look, read_timeline  # noqa: E402
 
 COMMAND = ["-m", "autograder", "compare", "solution", "--timeline"]
 NAMES = {"single": "The single server", "multiprocess": "The process server", "multithread": "The thread server"}
-
-
-def commit() -> str:
-    """The kit's commit, as `git describe` gives it ("unknown" outside a clone)."""
-    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=KIT, capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
 
 
 def measure(out: Path) -> tuple[list[Burst], dict]:
