@@ -30,7 +30,8 @@ OUTCOME = pytest.StashKey[tuple[str, str]]()  # (status, feedback)
 CAUSE = pytest.StashKey[str]()  # the basic mistake that explains a deduction, where one was seen
 STARTED = pytest.StashKey[float]()
 READY_TIMEOUT = 10.0  # seconds a server may take to print its ready line
-FROZEN = 0.5  # seconds late the grader's own timers may fire during a check before its deduction is in doubt
+FROZEN = 1.0  # seconds late the grader's own timers may fire during a check before its deduction is in doubt
+# (half the shortest bound, harness.ANNOUNCE_GRACE: a late grader only lengthens what a server is given)
 ATTEMPTS = 3  # tries of a check whose grader did not keep time, before that is a fault of the grading
 STALL = 0.5  # seconds a try took from which its deduction may rest on a wait (a quiet start-up takes 0.2 s)
 

@@ -211,10 +211,10 @@ def one_at_a_time(folder: Path) -> Path:
 
 @pytest.mark.parametrize("tries_stopped", [1, 3])
 def test_a_check_the_grader_could_not_time_is_tried_again(tmp_path, tries_stopped):
-    """The grader is stopped for a second (SIGSTOP, then SIGCONT) in the first try, or in every try, of a check
-    whose deduction rests on a wait (a server serving one client at a time: a second client gets no reply
-    within 5 s). A deduction stands only from a try in which the grader kept time; with none, the grading is
-    a grader fault."""
+    """The grader is stopped for 2 s (SIGSTOP, then SIGCONT; over plugin.FROZEN) in the first try, or in every
+    try, of a check whose deduction rests on a wait (a server serving one client at a time: a second client
+    gets no reply within 5 s). A deduction stands only from a try in which the grader kept time; with none,
+    the grading is a grader fault."""
     options = ("--mode", "multithread", "--check", "held_client", "--jobs", "1")
     run = grade(one_at_a_time(tmp_path / "serial"), tmp_path / "results.json", *options)
     servers: set[int] = set()
@@ -228,7 +228,7 @@ def test_a_check_the_grader_could_not_time_is_tried_again(tmp_path, tries_stoppe
                         servers.add(proc.pid)
                         time.sleep(0.3)  # the check is under way: its server is up
                         os.kill(run.pid, signal.SIGSTOP)
-                        time.sleep(1.0)
+                        time.sleep(2.0)
                         os.kill(run.pid, signal.SIGCONT)
             time.sleep(0.02)
 
