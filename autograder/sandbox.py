@@ -259,7 +259,7 @@ def server_python(runner_uids: bool) -> str:
 def view(python: str, tmpfs_size: int, readable: tuple[str, ...] = (), chdir: str = WORK) -> list[str]:
     """bubblewrap's options for the server's view: the system's programs read-only, private /proc, /dev,
     /tmp and work folder, nothing else of the machine's files (but the readable paths, read-only)."""
-    args = ["--unshare-pid", "--die-with-parent", "--new-session", "--clearenv"]
+    args = ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--clearenv"]
     for top in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
         if os.path.islink(top):
             args += ["--symlink", os.readlink(top), top]

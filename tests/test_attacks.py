@@ -203,6 +203,32 @@ for path in {[str(t) for t in targets]!r}:
     assert leftovers(RUN) == []
 
 
+def semaphores() -> set[int]:
+    """The keys of the machine's System V semaphore sets (of this IPC namespace)."""
+    lines = Path("/proc/sysvipc/sem").read_text().splitlines()[1:]
+    return {int(line.split()[0]) for line in lines}
+
+
+def test_a_server_leaves_no_ipc_object_for_the_next_one(tmp_path):
+    """A System V semaphore outlives the process and the uid that made it: a server that finds its own from
+    before knows it is graded again (and could signal to another student's server). Each server has an IPC
+    namespace of its own: the set it makes is gone with it, and the machine's are never its to see."""
+    key = 0x4C41_0000 + os.getpid() % 0xFFFF
+    attack = f"""
+import ctypes, sys
+made = ctypes.CDLL(None, use_errno=True).semget({key}, 1, 0o1000 | 0o2000 | 0o600)  # IPC_CREAT | IPC_EXCL
+print("semget", made, ctypes.get_errno(), file=sys.stderr, flush=True)
+"""
+    submission = hostile(tmp_path / "sub", attack)
+    logs = tmp_path / "logs"
+    run = run_grader("writable", submission, "--mode", "single", "--check", "echo", "--keep-logs", logs)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    said = [line for p in logs.rglob("*") if p.is_file() for line in p.read_text().splitlines() if "semget" in line]
+    assert said and all(int(line.split()[1]) >= 0 for line in said), said  # made, each time: none was there
+    assert key not in semaphores()  # and none left here
+    assert leftovers(RUN) == []
+
+
 def test_no_secret_of_the_instructor_reaches_the_feedback(tmp_path):
     course = tmp_path / "course"
     (course / "source" / "lab").mkdir(parents=True)
