@@ -330,9 +330,15 @@ def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
     # the check's servers share a network of their own (a server restarted on the same port meets the first
     # one's TIME_WAIT); where none can be made here (not root, a container), the machine's loopback
     box = Network.make() if grading.isolation.level != "none" and not network_isolation() else None
+    reference_box = None  # the kit's reference, loaded beside the submission's server: out of its reach
 
     def start(mode: str, *args: str, reference: bool = False) -> Server:
-        """reference: the kit's own server of the mode, in the same conditions (a baseline, never graded)."""
+        """reference: the kit's own server of the mode, in the same conditions (a baseline, never graded), in
+        a network of its own where the check's has one: a submission's server can see the listening sockets
+        of its network, and once held the reference's connections until it failed."""
+        nonlocal reference_box
+        if reference and box is not None and reference_box is None:
+            reference_box = Network.make()
         key = (mode, args)
         if key in grading.start_failures and not reference:
             raise Deduction(grading.start_failures[key])
@@ -343,7 +349,7 @@ def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
             grading.log_dir,
             limits=grading.limits,
             isolation=grading.isolation,
-            network=box or SHARED,
+            network=(reference_box if reference else box) or SHARED,
         )
         servers.append(server)
         began = time.monotonic()
@@ -362,8 +368,9 @@ def serve(grading: Grader, request: pytest.FixtureRequest) -> Iterator[Serve]:
     left = {server.script.name: server.kill() for server in servers}
     if any(left.values()):
         raise RuntimeError(f"processes that survived SIGKILL: {left}")
-    if box is not None:
-        box.close()
+    for network in (box, reference_box):
+        if network is not None:
+            network.close()
     for server in servers:  # a sandbox's tmpfs caps the disk; a runner uid's own folder is measured here
         expect(
             server.disk_used <= grading.limits.disk,
