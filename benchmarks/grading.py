@@ -33,7 +33,7 @@ import psutil
 KIT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(KIT))
 
-from provenance import commit  # noqa: E402  (a module beside this one)
+from provenance import commit, publish  # noqa: E402  (a module beside this one)
 
 from autograder import machine  # noqa: E402  (the kit's own CPU quota)
 from autograder.harness import launcher  # noqa: E402
@@ -145,10 +145,7 @@ def main() -> None:
     if lost:  # a point lost by the reference is a fault of the grader to find: say where
         lines += ["", "What the reference lost:", ""]
         lines += [f"- {condition}, run {run}: {line}" for condition, run, line in lost]
-    text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    publish(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 KIT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(KIT))
 
-from provenance import commit  # noqa: E402  (a module beside this one)
+from provenance import commit, publish  # noqa: E402  (a module beside this one)
 
 from autograder import MODES, SOLUTION  # noqa: E402
 from autograder.checks import check_load  # noqa: E402
@@ -157,10 +157,7 @@ def main() -> None:
             f"| {condition} | {min(every):.0f} to {max(every):.0f} ms | {statistics.median(apart):.2f} | "
             f"{max(apart):.2f} | {statistics.median(together):.2f} | {max(together):.2f} |"
         )
-    text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    publish(args.out, lines)
 
 
 if __name__ == "__main__":

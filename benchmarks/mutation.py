@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from provenance import commit  # a module beside this one
+from provenance import commit, publish  # a module beside this one
 
 KIT = Path(__file__).resolve().parent.parent
 SOLUTION = KIT / "solution"
@@ -170,10 +170,7 @@ def main() -> None:
         lines.append(
             f"| {mutant.file}:{mutant.line} | `{text}` | {mutant.operator} | {outcome} | {lost:g} | {why or '-'} |"
         )
-    out = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(out)
-    print(out)
+    publish(args.out, lines)
 
 
 if __name__ == "__main__":
