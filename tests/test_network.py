@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_fairness import slow_for_locust
 
 from autograder import ASSIGNMENT, KIT, SERVER_FILES, SOLUTION
 from autograder.harness import NETWORKS, network_isolation
@@ -332,6 +333,55 @@ def test_a_server_holding_connections_to_every_listener_harms_no_neighbour(tmp_p
     full_marks(neighbour)
     assert holder.code == 0 and "grader fault" not in holder.printed, holder.printed[-3000:]
     assert reached(listener, token) == 0  # nothing of it reached outside its network (one check's servers: each other)
+    assert leftovers(RUN) == []
+
+
+STRANGLE = """
+import os, socket, threading, time
+
+def strangle():  # every listener of its network but its own: as many half-sent requests as 4 processes hold
+    own = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            own.add(os.readlink(f"/proc/self/fd/{fd}")[8:-1])
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    seen = set()
+    while True:
+        for line in open("/proc/net/tcp").read().splitlines()[1:]:
+            fields = line.split()
+            port = int(fields[1].split(":")[1], 16)
+            if fields[3] == "0A" and fields[9] not in own and port not in seen:
+                seen.add(port)
+                print(f"[strangling {port}]", flush=True)
+                for _ in range(4):
+                    if os.fork() == 0:
+                        held = []
+                        for _ in range(300):
+                            try:
+                                held.append(socket.create_connection(("127.0.0.1", port), timeout=1))
+                                held[-1].sendall(b"GET / HTTP/1.1\\r\\n")
+                            except OSError:
+                                pass
+                        time.sleep(3600)
+        time.sleep(0.05)
+
+threading.Thread(target=strangle, daemon=True).start()
+"""
+
+
+def test_a_server_that_strangles_the_reference_beside_it_loses_the_load_check_not_the_grading(tmp_path):
+    """Slow for locust, so that the load check loads a new server of it beside the kit's reference; each of
+    its servers holds hundreds of half-sent requests on every other listener of its network (on the
+    reference's, before the reference had a network of its own, until it could start no thread: a grader
+    fault). The reference is out of its reach: the slow server loses the load point, and the grading is a
+    grade."""
+    slow = slow_for_locust(tmp_path / "slow")
+    attacker = submission_of(tmp_path / "strangler", handler=in_every_server(STRANGLE, base=slow))
+    (grading,) = side_by_side(tmp_path, ("strangler", attacker, "--mode", "multithread", "--check", "load"))
+    assert grading.code == 0 and "grader fault" not in grading.printed, grading.printed[-3000:]
+    (test,) = grading.tests
+    assert test["score"] == 0 and "loaded at the same time" in test["output"], test
     assert leftovers(RUN) == []
 
 
