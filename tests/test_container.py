@@ -253,7 +253,8 @@ def test_a_process_that_outlives_the_server_is_seen_in_the_container_as_outside(
 
 def test_the_reference_scores_100_in_the_container_with_no_grader_fault(tmp_path):
     results, printed = grade("container", SOLUTION, tmp_path)
-    assert results["score"] == 100, [t for t in results["tests"] if t["score"] < t["max_score"]]
+    lost = {t["name"]: t["output"] for t in results["tests"] if t["score"] < t["max_score"]}  # what the check saw
+    assert results["score"] == 100, lost
     assert all(t["status"] == "passed" for t in results["tests"]), [
         t for t in results["tests"] if t["status"] != "passed"
     ]
