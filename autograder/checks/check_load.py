@@ -2,9 +2,11 @@
 
 locust runs as a subprocess: importing it here would monkey-patch socket and threading (gevent).
 The run is a set number of requests (USERS users, PER_USER requests each), not a time window: how many
-requests a busy machine lets locust make in some seconds is the machine's doing, not the server's. The
+requests a busy machine lets locust make in some seconds is the machine's doing, not the server's. Users
+wait THINK seconds between two requests: fewer requests a second than a correct server serves on a busy
+machine, so that a reply waits for the server, not in a queue that grows with the machine's load. The
 grade asks for the server's part alone: every reply correct, and replies sent at once (the median
-within SLOW_MS: a correct server at half a CPU beside six CPU hogs answers in about 200 ms).
+within SLOW_MS: benchmarks/results/load_pairs.md has the reference's medians on a busy machine).
 
 A run that was not that fast is judged beside the kit's reference server of the mode: a new server of the
 submission and the reference are loaded at the same time, each by its own locust, in the same conditions
@@ -36,14 +38,17 @@ from autograder.checks.probes import check, served
 from autograder.marks import GraderStarved, expect
 
 USERS, PER_USER = 50, 4  # 200 requests; every user's first request comes at once, as the report's clients did
-SLOW_MS = 1000  # the median reply, at most (a correct server beside six CPU hogs at half a CPU: about 200 ms)
+SLOW_MS = 1000  # the median reply, at most (the reference's on a busy machine: benchmarks/results/load_pairs.md)
 REQUEST_TIMEOUT = 10  # seconds: a request that takes longer fails (a hung server must not hang the run)
 ATTEMPTS = 3  # tries in which the reference may be slow too, before the grading is a fault
 RATIO = 2.5  # beside the reference, loaded at the same time: a median this many times its median is slow
 LAG_MS = 500  # without the reference: a run whose generator's timers fired this late does not count
 STARVED = 0.3  # nor one whose generator waited for a CPU this share of it
 PAUSE = 3.0  # seconds to wait, times the try's number, after a try the machine spoiled (a busy spell may pass)
-BACKSTOP = 60  # seconds locust may run at most (200 requests take under 2 s at half a CPU)
+BACKSTOP = 60  # seconds locust may run at most (200 requests take about 6 s, mostly the users' waits)
+THINK = (1.0, 2.0)  # seconds a user waits between two requests: 33 requests/s offered, under what a correct
+# server of any mode serves on a busy machine, so that the median is the reply's own time, not a queue's (at
+# 0.05-0.1 s, a user's next request came as soon as its reply did: the median measured the machine's CPU)
 
 
 @dataclass
@@ -227,7 +232,8 @@ def start_locust(server, folder: Path) -> subprocess.Popen:
     """A headless locust run of the kit's locustfile against server, its summary and its log in folder."""
     command = [sys.executable, "-m", "locust", "-f", str(KIT / "locustfile.py"), "--headless", "--only-summary"]
     command += ["--host", f"http://{server.host}:{server.port}", "-u", str(USERS), "-r", "1000"]
-    command += ["--requests-per-user", str(PER_USER), "-t", f"{BACKSTOP}s", "--min-wait", "0.05", "--max-wait", "0.1"]
+    command += ["--requests-per-user", str(PER_USER), "-t", f"{BACKSTOP}s"]
+    command += ["--min-wait", f"{THINK[0]:g}", "--max-wait", f"{THINK[1]:g}"]
     command += ["--request-timeout", str(REQUEST_TIMEOUT), "--summary-file", str(folder / "summary.json")]
     command += ["--stop-timeout", "5", "--exit-code-on-error", "0"]
     command, fds = server.in_network(command)  # where the server has a network of its own, locust runs in it
