@@ -87,10 +87,10 @@ exit 0
 
 # PrairieLearn: the grading job's time (info.json's timeout) and the grading's own bound within it, so that
 # a grading that runs long is stopped (as Ctrl-C stops it) and writes what it has before PrairieLearn kills
-# the container. Measured at 0.9 of a CPU (PrairieLearn's default quota), the machine busy: the reference
-# 36 s (42 s at one CPU, 63 s at half, earlier); servers that never reply 127 s (the grader's 120 s limit
-# per worker ends it); servers that never print their ready line 145 s (waits for it are not counted in
-# that limit). 210 s leaves that slowest a margin of about half.
+# the container. The reference's times at half a CPU and at one: benchmarks/results/grading.md (under half of
+# the bound). Measured earlier at 0.9 of a CPU (PrairieLearn's default quota), the machine busy: servers that
+# never reply 127 s (the grader's 120 s limit per worker ends it); servers that never print their ready line
+# 145 s (waits for it are not counted in that limit). 210 s leaves that slowest a margin of about half.
 PRAIRIELEARN_TIMEOUT = 240  # PrairieLearn's default is 30 s, its maximum 600 s
 PRAIRIELEARN_GRADING = PRAIRIELEARN_TIMEOUT - 30  # what the grader may still take after SIGTERM (20 s), and more
 PRAIRIELEARN_QUESTION = "questions/concurrency-lab"
